@@ -1,0 +1,32 @@
+# pulumi-tdx: the two commands README.md documents are `make demo` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+demo-destroy:
+	bash scripts/demo-destroy.sh
+
+test: setup
+	source scripts/env.sh && $(PY) -m pytest -q tests/unit tests/libvirt tests/e2e
+
+test-unit:
+	$(PY) -m pytest -q tests/unit
+
+test-libvirt:
+	source scripts/env.sh && $(PY) -m pytest -q tests/libvirt
+
+test-e2e:
+	source scripts/env.sh && $(PY) -m pytest -q tests/e2e
+
+lint:
+	.venv/bin/ruff check provider sdk tests examples bench
+
+bench: setup
+	source scripts/env.sh && $(PY) bench/run.py

@@ -1,0 +1,61 @@
+"""libvirt connections: one per call, closed on exit.
+
+Connections are never cached on provider objects or module globals: the dynamic-provider process
+pickles provider objects into state and serves several gRPC threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import libvirt
+
+from .errors import LibvirtOperationError
+
+DEFAULT_URI = "qemu:///system"
+
+# libvirt prints every error to stderr through its default handler; we raise instead.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+@contextlib.contextmanager
+def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtOperationError(f"cannot connect to libvirt at {uri}: {exc}") from exc
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+_locks_guard = threading.Lock()
+_pool_locks: dict[tuple[str, str], threading.RLock] = {}
+
+
+@contextlib.contextmanager
+def pool_lock(uri: str, pool: str) -> Iterator[None]:
+    """Serialise mutations of one pool (volume create/delete/refresh) within this process.
+
+    libvirt refuses concurrent volume work on a pool ("pool has asynchronous jobs running") and a
+    refresh while a volume is being built; other pools proceed in parallel.
+    """
+    key = (uri, pool)
+    with _locks_guard:
+        lock = _pool_locks.setdefault(key, threading.RLock())
+    with lock:
+        yield
+
+
+def is_no_such(exc: libvirt.libvirtError) -> bool:
+    """True when the error says the object does not exist."""
+    return exc.get_error_code() in {
+        libvirt.VIR_ERR_NO_DOMAIN,
+        libvirt.VIR_ERR_NO_STORAGE_POOL,
+        libvirt.VIR_ERR_NO_STORAGE_VOL,
+        libvirt.VIR_ERR_NO_NODE_DEVICE,
+    }

@@ -1,0 +1,83 @@
+"""BaseImage: a read-only base volume imported into a pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
+
+from ._common import Checker, auto_name, diff, owner_of
+
+REPLACE_KEYS = ("source", "sha256", "name", "pool", "format", "uri")
+# None means "not pinned": the detected format and the computed digest are then accepted.
+OPTIONAL_KEYS = ("sha256", "format")
+
+
+def _outputs(props: dict[str, Any], info: Any, sha256: str) -> dict[str, Any]:
+    return {
+        **props,
+        "name": info.name,
+        "pool": info.pool,
+        "path": info.path,
+        "key": info.key,
+        "format": info.format,
+        "capacity": info.capacity,
+        "allocation": info.allocation,
+        "sha256": sha256,
+    }
+
+
+def _validate_format(field: str, value: Any) -> str:
+    from tdx_provider.errors import InputError
+
+    if value not in ("qcow2", "raw"):
+        raise InputError(field, f"must be 'qcow2' or 'raw' (got {value!r}), or omitted to detect it")
+    return value
+
+
+class BaseImageProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        from tdx_provider import images, validation
+
+        checker = Checker(news)
+        resource = (news.get("owner") or {}).get("resource", "base")
+        checker.inputs["name"], checker.inputs["auto_named"] = auto_name(resource, olds, news)
+        checker.field("uri", validation.uri)
+        checker.field("pool", validation.name)
+        checker.field("name", validation.name)
+        checker.field("source", images.validate_source)
+        checker.field("sha256", validation.sha256_hex, optional=True)
+        checker.field("format", _validate_format, optional=True)
+        return CheckResult(checker.inputs, checker.failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return diff(olds, news, replace_keys=REPLACE_KEYS, optional=OPTIONAL_KEYS,
+                    delete_before_replace=not news.get("auto_named"))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from tdx_provider import volume
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            info, sha256 = volume.import_base(
+                conn, props["pool"], props["name"], props["source"], owner_of(props),
+                sha256=props.get("sha256"), fmt=props.get("format"),
+            )
+        return CreateResult(info.key, _outputs(props, info, sha256))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from tdx_provider import volume
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            info = volume.read(conn, props["pool"], props["name"])
+        if info is None:
+            return ReadResult(None, {})
+        return ReadResult(info.key, _outputs(props, info, props["sha256"]))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from tdx_provider import volume
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            volume.delete(conn, props["pool"], props["name"])

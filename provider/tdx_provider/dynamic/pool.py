@@ -1,0 +1,89 @@
+"""Pool: a libvirt ``dir`` storage pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from ._common import Checker, diff
+
+REPLACE_KEYS = ("name", "path", "uri")
+UPDATE_KEYS = ("autostart",)
+
+
+def _outputs(props: dict[str, Any], info: Any, adopted: bool) -> dict[str, Any]:
+    return {
+        **props,
+        "name": info.name,
+        "path": info.path,
+        "uuid": info.uuid,
+        "state": info.state,
+        "autostart": info.autostart,
+        "capacity": info.capacity,
+        "allocation": info.allocation,
+        "available": info.available,
+        "adopted": adopted,
+    }
+
+
+class PoolProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        from tdx_provider import validation
+
+        checker = Checker(news)
+        checker.inputs.setdefault("autostart", True)
+        checker.field("uri", validation.uri)
+        checker.field("name", validation.name)
+        checker.field(
+            "path", lambda f, v: validation.absolute_path(f, v, must_exist=False)
+        )
+        checker.field("autostart", validation.boolean)
+        return CheckResult(checker.inputs, checker.failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # The pool name is always given by the user: a replacement must delete first.
+        return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
+                    delete_before_replace=True)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from tdx_provider import pool
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            info, adopted = pool.ensure(conn, props["name"], props["path"], props["autostart"])
+        return CreateResult(info.name, _outputs(props, info, adopted))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from tdx_provider import pool
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            info = pool.read(conn, id_)
+        if info is None:
+            return ReadResult(None, {})
+        return ReadResult(id_, _outputs(props, info, bool(props.get("adopted"))))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from tdx_provider import pool
+        from tdx_provider.connection import connect
+
+        with connect(news["uri"]) as conn:
+            info = pool.set_autostart(conn, id_, news["autostart"])
+        return UpdateResult(_outputs(news, info, bool(olds.get("adopted"))))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from tdx_provider import pool
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            # A pool that existed before this stack adopted it stays defined.
+            pool.delete(conn, id_, undefine=not props.get("adopted"))
+

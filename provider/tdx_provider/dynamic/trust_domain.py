@@ -1,0 +1,204 @@
+"""TrustDomain: an Intel TDX trust domain (or, with ``tdx=False``, a regular VM)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from ._common import Checker, auto_name, diff, is_unknown, owner_of
+
+UPDATE_KEYS = ("autostart", "shutdown_timeout")
+REPLACE_KEYS = (
+    "uri", "name", "overlay", "memory_mib", "vcpus", "tdx", "firmware", "kernel", "initrd",
+    "cmdline", "gpus", "gpu_setup_command", "dma_entry_limit", "ssh_host_port", "ssh_bind_address",
+    "network", "vsock", "cid", "qgs", "domain_type", "template", "console_log",
+)
+OPTIONAL_KEYS = ("cid",)  # None: libvirt assigns one
+OUTPUT_KEYS = ("uuid", "state", "ssh_port", "ip")
+# Overrides the host root for TDX checks and GPU preparation (tests point it at a fixture tree).
+HOST_ROOT_ENV = "PULUMI_TDX_HOST_ROOT"
+PLACEHOLDER_OVERLAY = "/var/lib/libvirt/images/overlay-not-yet-created.qcow2"
+
+
+def host_root() -> Path:
+    return Path(os.environ.get(HOST_ROOT_ENV, "/"))
+
+
+def _outputs(props: dict[str, Any], info: Any) -> dict[str, Any]:
+    outs = {**props, "name": info.name, "uuid": info.uuid, "state": info.state,
+            "memory_mib": info.memory_mib, "vcpus": info.vcpus, "autostart": info.autostart,
+            "ssh_port": info.ssh_port, "ip": info.ip}
+    outs["cid"] = info.cid if info.cid is not None else props.get("cid")
+    return outs
+
+
+def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] = ()) -> Any:
+    """The engine's DomainSpec for these (checked) inputs."""
+    from tdx_provider import xml
+    from tdx_provider.validation import pci_address
+
+    qgs = props.get("qgs")
+    return xml.DomainSpec(
+        name=props["name"],
+        owner=owner_of(props),
+        memory_mib=props["memory_mib"],
+        vcpus=props["vcpus"],
+        disk=xml.Disk(overlay_path, chain),
+        tdx=props["tdx"],
+        domain_type=props["domain_type"],
+        firmware=props.get("firmware"),
+        kernel=props.get("kernel"),
+        initrd=props.get("initrd"),
+        cmdline=props.get("cmdline"),
+        gpus=tuple(pci_address("gpus", g) for g in props.get("gpus") or []),
+        ssh=xml.SshForward(props["ssh_host_port"], props["ssh_bind_address"]),
+        network=props.get("network"),
+        vsock=props["vsock"],
+        cid=props.get("cid"),
+        qgs=xml.QuoteGenerationService(**qgs) if qgs else None,
+        console_log=props.get("console_log"),
+        shutdown_timeout=props["shutdown_timeout"],
+    )
+
+
+class TrustDomainProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        from . import _trust_domain_checks as checks
+
+        checker = Checker(news)
+        for key, default in checks.DEFAULTS.items():
+            if checker.inputs.get(key) is None:
+                checker.inputs[key] = default
+        resource = (news.get("owner") or {}).get("resource", "td")
+        checker.inputs["name"], checker.inputs["auto_named"] = auto_name(resource, olds, news)
+        checks.check_fields(checker)
+        checks.check_against_host(checker, host_root())
+        if not checker.failures:
+            checker.run("template", lambda: _render(checker.inputs))
+        return CheckResult(checker.inputs, checker.failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # delete-before-replace when the name is fixed, when GPUs are attached (a GPU cannot
+        # be held by two domains) and when the disk stays the same (QEMU locks the image:
+        # two running guests cannot share one overlay).
+        same_disk = not is_unknown(news.get("overlay")) and olds.get("overlay") == news.get("overlay")
+        dbr = not news.get("auto_named") or bool(news.get("gpus")) or same_disk
+        stopped = olds.get("state") not in (None, "running")
+        return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
+                    optional=OPTIONAL_KEYS, delete_before_replace=dbr, force_update=stopped)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from tdx_provider import domain, gpu, xml
+        from tdx_provider.connection import connect
+        from tdx_provider.validation import pci_address
+
+        with connect(props["uri"]) as conn:
+            chain = backing_chain(conn, props["overlay"])
+            document = xml.render_and_validate(spec_from(props, props["overlay"], chain),
+                                               props.get("template"))
+            gpus = [pci_address("gpus", g) for g in props.get("gpus") or []]
+
+            def prepare() -> None:
+                if gpus:
+                    gpu.prepare_gpus(conn, gpus, dma_entry_limit=props["dma_entry_limit"],
+                                     setup_command=props.get("gpu_setup_command"),
+                                     sysfs_root=host_root())
+
+            info = domain.create(conn, props["name"], document, owner_of(props),
+                                 autostart=props["autostart"], before_start=prepare)
+            info = _wait_for_connection_details(conn, info)
+        return CreateResult(info.uuid, _outputs(props, info))
+
+    def read(self, _id: str, props: dict[str, Any]) -> ReadResult:
+        from tdx_provider import domain
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            info = domain.read(conn, props["name"])
+        if info is None:
+            return ReadResult(None, {})
+        return ReadResult(info.uuid, _outputs(props, info))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from tdx_provider import domain
+        from tdx_provider.connection import connect
+
+        name = news["name"]
+        with connect(news["uri"]) as conn:
+            if olds.get("autostart") != news["autostart"]:
+                domain.set_autostart(conn, name, news["autostart"])
+            if olds.get("shutdown_timeout") != news["shutdown_timeout"]:
+                domain.set_shutdown_timeout(conn, name, news["shutdown_timeout"])
+            domain.start(conn, name)
+            info = domain.read(conn, name)
+            if info is None:
+                raise RuntimeError(f"domain {name!r} disappeared during the update")
+            info = _wait_for_connection_details(conn, info)
+        return UpdateResult(_outputs(news, info))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        import pulumi
+
+        from tdx_provider import domain
+        from tdx_provider.connection import connect
+
+        with connect(props["uri"]) as conn:
+            result = domain.delete(conn, props["name"], props.get("shutdown_timeout", 60))
+        if result.existed:
+            how = "stopped by ACPI" if result.graceful else "forced off (ACPI timed out)"
+            pulumi.log.info(f"{result.name}: {how} after {result.seconds:.1f} s, undefined")
+
+
+def _render(inputs: dict[str, Any]) -> None:
+    from tdx_provider import xml
+
+    overlay = inputs.get("overlay")
+    path = PLACEHOLDER_OVERLAY if is_unknown(overlay) or not overlay else overlay
+    xml.render_and_validate(spec_from(inputs, path), inputs.get("template"))
+
+
+def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:
+    """The overlay's backing chain as libvirt's storage API sees it (works remotely)."""
+    import libvirt
+    from lxml import etree
+
+    from tdx_provider import xml
+
+    layers = []
+    current = path
+    for _ in range(16):
+        try:
+            vol = conn.storageVolLookupByPath(current)
+        except libvirt.libvirtError:
+            break
+        doc = etree.fromstring(vol.XMLDesc(0).encode())
+        backing = doc.findtext("backingStore/path")
+        if not backing:
+            break
+        fmt_el = doc.find("backingStore/format")
+        layers.append(xml.BackingLayer(backing, fmt_el.get("type") if fmt_el is not None else "raw"))
+        current = backing
+    return tuple(layers)
+
+
+def _wait_for_connection_details(conn: Any, info: Any) -> Any:
+    """QEMU sets up the SSH forward as it starts; give the monitor a moment (bounded)."""
+    import time
+
+    from tdx_provider import domain
+
+    deadline = time.monotonic() + 5.0
+    while info.ssh_port is None and info.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        info = domain.read(conn, info.name) or info
+    return info

@@ -1,0 +1,267 @@
+"""GPU passthrough: validate PCI addresses against the host's node devices and prepare VFIO.
+
+Detaching the devices from their host drivers is not done here: the trust domain's hostdevs are
+``managed='yes'``, so libvirt detaches them to vfio-pci on start and reattaches them on stop.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+from lxml import etree
+
+from .connection import is_no_such
+from .errors import InputError, LibvirtOperationError, TdxError
+from .validation import PciAddress
+from .validation import argv as validate_argv
+
+NVIDIA_VENDOR_ID = "0x10de"
+DMA_ENTRY_LIMIT_PARAM = Path("sys/module/vfio_iommu_type1/parameters/dma_entry_limit")
+DMA_ENTRY_LIMIT_MAX = 0xFFFFFFFF
+
+_DISPLAY_CLASS = 0x03  # PCI base class "display controller" (VGA 0x0300, 3D 0x0302, ...)
+_AUDIO_SUBCLASS = 0x0403  # the HDMI audio function that sits beside consumer GPUs
+_HINT_LIMIT = 6
+_STDERR_TAIL_LINES = 10
+_STDERR_TAIL_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """A PCI device as libvirt's node device API reports it."""
+
+    address: PciAddress
+    vendor_id: str
+    product_id: str
+    vendor: str
+    product: str
+    driver: str | None
+    iommu_group: int | None
+    nodedev_name: str
+    pci_class: int | None = None  # e.g. 0x030200; None when libvirt does not report it
+
+    @property
+    def is_gpu(self) -> bool:
+        """A display/3D controller, or an NVIDIA function that is not an audio function."""
+        if self.pci_class is not None and self.pci_class >> 16 == _DISPLAY_CLASS:
+            return True
+        if self.vendor_id != NVIDIA_VENDOR_ID:
+            return False
+        return self.pci_class is None or self.pci_class >> 8 != _AUDIO_SUBCLASS
+
+
+# --- node device XML -------------------------------------------------------------------------
+
+
+def _text(element: etree._Element, path: str) -> str | None:
+    found = element.find(path)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip()
+
+
+def _parse_uint(text: str) -> int:
+    """Decimal (libvirt, sysfs) or 0x-prefixed hex (ids, classes)."""
+    text = text.strip()
+    try:
+        return int(text, 10)
+    except ValueError:
+        return int(text, 0)
+
+
+def _int(element: etree._Element, path: str) -> int | None:
+    value = _text(element, path)
+    return None if value is None else _parse_uint(value)
+
+
+def _id_attr(element: etree._Element, path: str) -> str:
+    found = element.find(path)
+    return "" if found is None else (found.get("id") or "").lower()
+
+
+def _iommu_group(capability: etree._Element) -> int | None:
+    group = capability.find("iommuGroup")
+    if group is None or group.get("number") is None:
+        return None
+    return _parse_uint(group.get("number", ""))
+
+
+def parse_pci_device(xml: str) -> PciDevice | None:
+    """Parse a node device's XMLDesc; None when it is not a PCI device."""
+    root = etree.fromstring(xml.encode())
+    capability = root.find("capability[@type='pci']")
+    if capability is None:
+        return None
+    address = PciAddress(
+        domain=_int(capability, "domain") or 0,
+        bus=_int(capability, "bus") or 0,
+        slot=_int(capability, "slot") or 0,
+        function=_int(capability, "function") or 0,
+    )
+    return PciDevice(
+        address=address,
+        vendor_id=_id_attr(capability, "vendor"),
+        product_id=_id_attr(capability, "product"),
+        vendor=_text(capability, "vendor") or "",
+        product=_text(capability, "product") or "",
+        driver=_text(root, "driver/name") or None,
+        iommu_group=_iommu_group(capability),
+        nodedev_name=_text(root, "name") or address.nodedev_name,
+        pci_class=_int(capability, "class"),
+    )
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+def list_pci_devices(conn: libvirt.virConnect) -> list[PciDevice]:
+    """Every PCI node device of the host, sorted by address."""
+    try:
+        nodedevs = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV)
+        parsed = [parse_pci_device(nodedev.XMLDesc(0)) for nodedev in nodedevs]
+    except libvirt.libvirtError as exc:
+        raise LibvirtOperationError(f"cannot list the host's PCI node devices: {exc}") from exc
+    return sorted((device for device in parsed if device is not None), key=lambda d: d.address)
+
+
+def list_gpus(conn: libvirt.virConnect) -> list[PciDevice]:
+    """PCI display/3D controllers (class 0x03xxxx) and NVIDIA devices, sorted by address."""
+    return [device for device in list_pci_devices(conn) if device.is_gpu]
+
+
+def _available_gpus_hint(conn: libvirt.virConnect) -> str:
+    try:
+        gpus = list_gpus(conn)
+    except LibvirtOperationError:
+        return "see `virsh nodedev-list --cap pci`"
+    if not gpus:
+        return "libvirt lists no GPUs here; see `virsh nodedev-list --cap pci`"
+    shown = ", ".join(str(gpu.address) for gpu in gpus[:_HINT_LIMIT])
+    more = ", …" if len(gpus) > _HINT_LIMIT else ""
+    return f"GPUs libvirt lists here: {shown}{more}"
+
+
+def _lookup_one(conn: libvirt.virConnect, address: PciAddress, field: str) -> PciDevice:
+    try:
+        xml = conn.nodeDeviceLookupByName(address.nodedev_name).XMLDesc(0)
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            hint = _available_gpus_hint(conn)
+            raise InputError(field, f"no PCI device {address} on this host ({hint})") from exc
+        raise LibvirtOperationError(f"cannot look up PCI device {address}: {exc}") from exc
+    device = parse_pci_device(xml)
+    if device is None:
+        raise InputError(field, f"node device {address.nodedev_name} is not a PCI device")
+    return device
+
+
+def lookup_pci_devices(
+    conn: libvirt.virConnect, addresses: Sequence[PciAddress], field: str = "gpus"
+) -> list[PciDevice]:
+    """The node device behind each address, in order; InputError names ``field[i]`` if missing."""
+    return [
+        _lookup_one(conn, address, f"{field}[{index}]") for index, address in enumerate(addresses)
+    ]
+
+
+# --- VFIO preparation ------------------------------------------------------------------------
+
+
+def _read_uint(path: Path) -> int:
+    return _parse_uint(path.read_text())
+
+
+def ensure_dma_entry_limit(wanted: int, sysfs_root: Path = Path("/")) -> int | None:
+    """Raise vfio_iommu_type1's ``dma_entry_limit`` to at least ``wanted``.
+
+    Returns the value in effect afterwards, or None when vfio_iommu_type1 is not loaded (then the
+    limit must be passed at load time: ``modprobe vfio_iommu_type1 dma_entry_limit=N``).
+    """
+    if not 0 < wanted <= DMA_ENTRY_LIMIT_MAX:
+        raise InputError("dma_entry_limit", f"must be between 1 and {DMA_ENTRY_LIMIT_MAX}")
+    path = sysfs_root / DMA_ENTRY_LIMIT_PARAM
+    if not path.exists():
+        return None
+    current = _read_uint(path)
+    if current >= wanted:
+        return current
+    try:
+        path.write_text(f"{wanted}\n")
+    except OSError as exc:
+        raise TdxError(
+            f"cannot raise /{DMA_ENTRY_LIMIT_PARAM} from {current} to {wanted}: {exc} "
+            "(needs root on the libvirt host)"
+        ) from exc
+    updated = _read_uint(path)
+    if updated < wanted:
+        raise TdxError(f"/{DMA_ENTRY_LIMIT_PARAM} stayed at {updated} after writing {wanted}")
+    return updated
+
+
+def _as_text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+def _tail(output: str | bytes | None) -> str:
+    lines = _as_text(output).strip().splitlines()[-_STDERR_TAIL_LINES:]
+    tail = " | ".join(line.strip() for line in lines if line.strip())
+    if len(tail) > _STDERR_TAIL_CHARS:
+        tail = "…" + tail[-_STDERR_TAIL_CHARS:]
+    return tail or "(no stderr)"
+
+
+def _exit_description(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by signal {-returncode} (exit code {returncode})"
+    return f"failed with exit code {returncode}"
+
+
+def run_setup_command(
+    argv: Sequence[str], bdfs: Sequence[PciAddress], timeout: float = 300
+) -> None:
+    """Run the user's ``gpu_setup_command`` once, with the BDFs appended as arguments."""
+    command = validate_argv("gpu_setup_command", list(argv)) + [str(bdf) for bdf in bdfs]
+    shown = shlex.join(command)
+    try:
+        result = subprocess.run(
+            command, check=False, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TdxError(
+            f"gpu_setup_command `{shown}` did not finish within {timeout:g} s; "
+            f"stderr: {_tail(exc.stderr)}"
+        ) from exc
+    except OSError as exc:
+        raise TdxError(f"gpu_setup_command `{shown}` could not be started: {exc}") from exc
+    if result.returncode != 0:
+        raise TdxError(
+            f"gpu_setup_command `{shown}` {_exit_description(result.returncode)}; "
+            f"stderr: {_tail(result.stderr)}"
+        )
+
+
+def prepare_gpus(
+    conn: libvirt.virConnect,
+    addresses: Sequence[PciAddress],
+    *,
+    dma_entry_limit: int,
+    setup_command: Sequence[str] | None,
+    sysfs_root: Path = Path("/"),
+) -> None:
+    """Validate the GPUs, raise the VFIO DMA entry limit, then run the setup command once.
+
+    Nothing is detached here: managed hostdevs are detached and reattached by libvirt.
+    """
+    if not addresses:
+        return
+    lookup_pci_devices(conn, addresses)
+    ensure_dma_entry_limit(dma_entry_limit, sysfs_root)
+    if setup_command:
+        run_setup_command(setup_command, addresses)

@@ -1,0 +1,358 @@
+"""Host readiness for TDX trust domains.
+
+Each check is a small function over a filesystem root (so tests can point it at a fixture tree)
+and/or a libvirt connection. ``check_host`` runs them all; ``require_tdx`` raises when a check
+that a trust domain cannot do without does not pass.
+
+The decisive check is what libvirt itself says in its KVM domain capabilities: it reflects the
+installed libvirt, QEMU and kernel together, and it works for remote hosts too. The file checks
+add concrete reasons (BIOS/kernel settings) that libvirt does not spell out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import libvirt
+from lxml import etree
+
+from . import gpu
+from .errors import HostNotReadyError, LibvirtOperationError
+
+Status = Literal["pass", "fail", "unknown"]
+
+KVM_TDX_PARAM = Path("sys/module/kvm_intel/parameters/tdx")
+CPUINFO = Path("proc/cpuinfo")
+VHOST_VSOCK = Path("dev/vhost-vsock")
+IOMMU_GROUPS = Path("sys/kernel/iommu_groups")
+VFIO_MODULES = (Path("sys/module/vfio_pci"), Path("sys/module/vfio_iommu_type1"))
+
+# Firmware images named for TDX first; then the generic name that Canonical's TDX PPA ships as a
+# TDX-capable build (a distribution's ordinary OVMF.fd at the same path is not).
+TDX_FIRMWARE_CANDIDATES = (
+    Path("usr/share/qemu/OVMF.inteltdx.fd"),
+    Path("usr/share/edk2/ovmf/OVMF.inteltdx.fd"),
+    Path("usr/share/ovmf/OVMF.inteltdx.fd"),
+    Path("usr/share/ovmf/OVMF.fd"),
+)
+
+# The oldest builds we know to run TDX: Canonical's TDX PPA (libvirt 10.0, QEMU 8.2, patched);
+# upstream QEMU has TDX from 10.1 and upstream libvirt from 11.x. Informational only: the
+# domain-capabilities check is what decides.
+LIBVIRT_TDX_MINIMUM = (10, 0, 0)
+QEMU_TDX_MINIMUM = (8, 2, 0)
+
+REMOTE_REASON = "remote host: not inspected"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check. ``required`` checks decide ``HostReport.tdx_ready``."""
+
+    name: str
+    status: Status
+    reason: str
+    required: bool = True
+
+
+@dataclass
+class HostReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def tdx_ready(self) -> bool:
+        """True when every required check passes."""
+        return not self.failures()
+
+    def failures(self) -> list[Check]:
+        """The required checks that do not pass (failed, or could not be decided)."""
+        return [check for check in self.checks if check.required and check.status != "pass"]
+
+    def get(self, name: str) -> Check:
+        """The check called ``name`` (KeyError when there is none)."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+
+def _host_path(relative: Path) -> str:
+    """How a path under the root reads on the host, for messages."""
+    return "/" + relative.as_posix()
+
+
+def _version_tuple(version: int) -> tuple[int, int, int]:
+    """libvirt's encoded version (major * 1,000,000 + minor * 1,000 + micro) as a tuple."""
+    major, rest = divmod(version, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return major, minor, micro
+
+
+def _format_version(version: int) -> str:
+    return ".".join(str(part) for part in _version_tuple(version))
+
+
+# --- file checks -----------------------------------------------------------------------------
+
+
+def check_kvm_tdx(root: Path) -> Check:
+    """kvm_intel's ``tdx`` parameter is Y (TDX enabled in firmware and in KVM)."""
+    name = "kvm_tdx"
+    shown = _host_path(KVM_TDX_PARAM)
+    try:
+        value = (root / KVM_TDX_PARAM).read_text().strip()
+    except FileNotFoundError:
+        return Check(name, "fail", f"kvm_intel not loaded or built without TDX ({shown} is missing)")
+    except OSError as exc:
+        return Check(name, "unknown", f"cannot read {shown}: {exc}")
+    if value in {"Y", "1"}:
+        return Check(name, "pass", f"{shown} is {value}")
+    return Check(
+        name, "fail",
+        f"{shown} is {value!r}: TDX is off in KVM (enable TDX in the BIOS and load kvm_intel "
+        "with tdx=1)",
+    )
+
+
+def _cpu_flags(cpuinfo: str) -> set[str]:
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return flags
+
+
+def check_cpu_flag(root: Path) -> Check:
+    """The CPU flag ``tdx_host_platform`` (set when the TDX module is initialised)."""
+    name = "cpu_tdx_flag"
+    try:
+        flags = _cpu_flags((root / CPUINFO).read_text())
+    except OSError as exc:
+        return Check(name, "unknown", f"cannot read {_host_path(CPUINFO)}: {exc}")
+    if "tdx_host_platform" in flags:
+        return Check(name, "pass", "CPU flag tdx_host_platform is present")
+    if "tdx_guest" in flags:
+        return Check(
+            name, "fail", "this machine is itself a TDX guest (flag tdx_guest), not a TDX host"
+        )
+    return Check(
+        name, "fail",
+        f"CPU flag tdx_host_platform missing from {_host_path(CPUINFO)}: TDX is not enabled in "
+        "the BIOS, the CPU lacks TDX, or the kernel did not initialise the TDX module",
+    )
+
+
+def check_tdx_firmware(root: Path) -> Check:
+    """A firmware image that can boot a TD (by name; the file's contents are not inspected)."""
+    name = "tdx_firmware"
+    for candidate in TDX_FIRMWARE_CANDIDATES:
+        if (root / candidate).is_file():
+            shown = _host_path(candidate)
+            if "inteltdx" in candidate.name:
+                return Check(name, "pass", f"found {shown}")
+            return Check(
+                name, "pass",
+                f"found {shown}; TDX-capable only if it is a TDX build (such as Canonical's TDX "
+                "PPA): a generic OVMF at that path does not prove TDX support",
+            )
+    candidates = ", ".join(_host_path(candidate) for candidate in TDX_FIRMWARE_CANDIDATES)
+    return Check(name, "fail", f"no TDX firmware (TDVF/OVMF) at any of {candidates}")
+
+
+def check_vhost_vsock(root: Path) -> Check:
+    """``/dev/vhost-vsock``: needed only by trust domains with a vsock device."""
+    name = "vhost_vsock"
+    if (root / VHOST_VSOCK).exists():
+        return Check(name, "pass", f"{_host_path(VHOST_VSOCK)} is present", required=False)
+    return Check(
+        name, "fail",
+        f"{_host_path(VHOST_VSOCK)} is missing (modprobe vhost_vsock); domains with a vsock "
+        "device will not start",
+        required=False,
+    )
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        return any(directory.iterdir())
+    except OSError:
+        return False
+
+
+def check_iommu_vfio(root: Path) -> Check:
+    """IOMMU groups and VFIO modules: needed only for GPU passthrough."""
+    name = "iommu_vfio"
+    problems = []
+    if not _has_entries(root / IOMMU_GROUPS):
+        problems.append(
+            f"no IOMMU groups in {_host_path(IOMMU_GROUPS)} (enable VT-d and boot with "
+            "intel_iommu=on)"
+        )
+    if not any((root / module).is_dir() for module in VFIO_MODULES):
+        problems.append("vfio_pci/vfio_iommu_type1 not loaded (modprobe vfio_pci)")
+    if problems:
+        return Check(
+            name, "fail", "GPU passthrough not possible: " + "; ".join(problems), required=False
+        )
+    return Check(name, "pass", "IOMMU groups present and VFIO loaded", required=False)
+
+
+# --- libvirt checks --------------------------------------------------------------------------
+
+
+def check_libvirt_version(conn: libvirt.virConnect) -> Check:
+    """The libvirt daemon's version (informational)."""
+    name = "libvirt_version"
+    try:
+        version = conn.getLibVersion()
+    except libvirt.libvirtError as exc:
+        return Check(name, "unknown", f"cannot read the libvirt version: {exc}", required=False)
+    shown = _format_version(version)
+    if _version_tuple(version) >= LIBVIRT_TDX_MINIMUM:
+        return Check(name, "pass", f"libvirt {shown}", required=False)
+    return Check(
+        name, "fail",
+        f"libvirt {shown} is older than any TDX-capable libvirt we know (Canonical's 10.0 with "
+        "TDX patches, upstream 11.x)",
+        required=False,
+    )
+
+
+def check_qemu_version(conn: libvirt.virConnect) -> Check:
+    """The hypervisor behind the connection and its version (informational)."""
+    name = "qemu_version"
+    try:
+        driver = conn.getType()
+        version = conn.getVersion()
+    except libvirt.libvirtError as exc:
+        return Check(name, "unknown", f"cannot read the hypervisor version: {exc}", required=False)
+    if driver.upper() != "QEMU":
+        return Check(
+            name, "fail", f"connection uses libvirt's {driver} driver, not QEMU", required=False
+        )
+    shown = _format_version(version)
+    if _version_tuple(version) >= QEMU_TDX_MINIMUM:
+        return Check(name, "pass", f"QEMU {shown}", required=False)
+    return Check(
+        name, "fail",
+        f"QEMU {shown} is older than any TDX-capable QEMU we know (Canonical's 8.2 with TDX "
+        "patches, upstream 10.1)",
+        required=False,
+    )
+
+
+def domcaps_tdx_support(xml: str) -> tuple[bool, bool]:
+    """(libvirt knows TDX at all, libvirt says TDX is supported) from domain capabilities."""
+    root = etree.fromstring(xml.encode())
+    feature = root.find("features/tdx")
+    launch = root.find(".//launchSecurity")
+    sectypes: set[str] = set()
+    if launch is not None:
+        sectypes = {value.text or "" for value in launch.findall("enum[@name='sectype']/value")}
+    known = feature is not None or "tdx" in sectypes
+    supported = (feature is not None and feature.get("supported") == "yes") or (
+        launch is not None and launch.get("supported") == "yes" and "tdx" in sectypes
+    )
+    return known, supported
+
+
+def _libvirt_version_text(conn: libvirt.virConnect) -> str:
+    try:
+        return _format_version(conn.getLibVersion())
+    except libvirt.libvirtError:
+        return "(unknown version)"
+
+
+def check_libvirt_tdx(conn: libvirt.virConnect) -> Check:
+    """libvirt's KVM domain capabilities advertise TDX launch security."""
+    name = "libvirt_tdx"
+    try:
+        xml = conn.getDomainCapabilities(None, "x86_64", None, "kvm")
+    except libvirt.libvirtError as exc:
+        return Check(name, "fail", f"libvirt cannot report KVM domain capabilities: {exc}")
+    known, supported = domcaps_tdx_support(xml)
+    if supported:
+        return Check(name, "pass", "libvirt advertises TDX launch security for KVM")
+    if known:
+        return Check(
+            name, "fail",
+            "libvirt knows TDX but reports it unsupported for KVM on this host (check that "
+            "kvm_intel has tdx=Y and that QEMU was built with TDX)",
+        )
+    version = _libvirt_version_text(conn)
+    return Check(
+        name, "fail",
+        f"libvirt {version} does not know <launchSecurity type='tdx'> (needs a TDX-enabled "
+        "libvirt, upstream >= 11.x or Canonical's)",
+    )
+
+
+def check_gpus(conn: libvirt.virConnect) -> Check:
+    """GPUs libvirt sees, with BDF and IOMMU group (informational; none is fine)."""
+    name = "gpus"
+    try:
+        gpus = gpu.list_gpus(conn)
+    except LibvirtOperationError as exc:
+        return Check(name, "unknown", str(exc), required=False)
+    if not gpus:
+        return Check(name, "pass", "no GPUs found", required=False)
+    return Check(name, "pass", "; ".join(_describe_gpu(device) for device in gpus), required=False)
+
+
+def _describe_gpu(device: gpu.PciDevice) -> str:
+    group = "no IOMMU group" if device.iommu_group is None else f"IOMMU group {device.iommu_group}"
+    driver = f", driver {device.driver}" if device.driver else ""
+    label = device.product or f"{device.vendor_id}:{device.product_id}"
+    return f"{device.address} {label} ({group}{driver})"
+
+
+# --- the report ------------------------------------------------------------------------------
+
+FILE_CHECKS: tuple[tuple[str, Callable[[Path], Check]], ...] = (
+    ("kvm_tdx", check_kvm_tdx),
+    ("cpu_tdx_flag", check_cpu_flag),
+    ("tdx_firmware", check_tdx_firmware),
+    ("vhost_vsock", check_vhost_vsock),
+    ("iommu_vfio", check_iommu_vfio),
+)
+
+LIBVIRT_CHECKS: tuple[Callable[[libvirt.virConnect], Check], ...] = (
+    check_libvirt_version,
+    check_qemu_version,
+    check_libvirt_tdx,
+    check_gpus,
+)
+
+
+def _file_checks(root: Path, local: bool) -> list[Check]:
+    if local:
+        return [run(root) for _name, run in FILE_CHECKS]
+    # A remote host's files are not ours to read; libvirt's own answer decides there.
+    return [Check(name, "unknown", REMOTE_REASON, required=False) for name, _run in FILE_CHECKS]
+
+
+def check_host(
+    conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool = True
+) -> HostReport:
+    """Run every check; file checks read under ``root`` and only when the host is ``local``."""
+    return HostReport(_file_checks(root, local) + [run(conn) for run in LIBVIRT_CHECKS])
+
+
+def require_tdx(conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool = True) -> None:
+    """Raise HostNotReadyError listing why this host cannot run a trust domain."""
+    report = check_host(conn, root, local=local)
+    if not report.tdx_ready:
+        raise HostNotReadyError(
+            "this host cannot run TDX trust domains",
+            [check.reason for check in report.failures()],
+        )
+
+
+def is_local_uri(uri: str) -> bool:
+    """True for URIs without a host part (qemu:///system, qemu+unix:///system, test:///...)."""
+    return not urlsplit(uri).netloc

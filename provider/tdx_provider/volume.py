@@ -1,0 +1,312 @@
+"""Storage volumes: base images (imported, read-only) and qcow2 overlays backed by them."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+
+import libvirt
+from lxml import etree
+
+from . import ledger, streams
+from . import pool as pools
+from .connection import is_no_such, pool_lock
+from .errors import ConflictError, InputError, InUseError, LibvirtOperationError
+from .images import Source
+from .metadata import Owner
+
+BASE_MODE = "0644"
+OVERLAY_MODE = "0600"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    pool: str
+    path: str
+    key: str
+    format: str
+    capacity: int
+    allocation: int
+    backing_path: str | None
+
+
+def lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            return None
+        raise
+
+
+def info(pool_name: str, vol: libvirt.virStorageVol) -> VolumeInfo:
+    doc = etree.fromstring(vol.XMLDesc(0))
+    _type, capacity, allocation = vol.info()
+    return VolumeInfo(
+        name=vol.name(),
+        pool=pool_name,
+        path=vol.path(),
+        key=vol.key(),
+        format=doc.find("target/format").get("type", "raw") if doc.find("target/format") is not None else "raw",
+        capacity=capacity,
+        allocation=allocation,
+        backing_path=doc.findtext("backingStore/path") or None,
+    )
+
+
+def read(conn: libvirt.virConnect, pool_name: str, name: str) -> VolumeInfo | None:
+    pool = pools.lookup(conn, pool_name)
+    if pool is None or not pool.isActive():
+        return None
+    vol = lookup(pool, name)
+    return info(pool_name, vol) if vol is not None else None
+
+
+def _volume_xml(
+    name: str, capacity: int, fmt: str, mode: str, backing: VolumeInfo | None = None
+) -> str:
+    root = etree.Element("volume")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
+    if backing is None:
+        etree.SubElement(root, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "format", type=fmt)
+    perms = etree.SubElement(target, "permissions")
+    etree.SubElement(perms, "mode").text = mode
+    if backing is not None:
+        store = etree.SubElement(root, "backingStore")
+        etree.SubElement(store, "path").text = backing.path
+        etree.SubElement(store, "format", type=backing.format)
+    return etree.tostring(root, encoding="unicode")
+
+
+def _hash_volume(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
+    digest = hashlib.sha256()
+    for chunk in streams.download(conn, vol):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hash_source(source: str) -> str:
+    digest = hashlib.sha256()
+    with Source(source) as src:
+        for chunk in src.chunks():
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
+    vol = lookup(pool, name)
+    if vol is not None:
+        with contextlib.suppress(libvirt.libvirtError):
+            vol.delete(0)
+    with contextlib.suppress(libvirt.libvirtError):
+        ledger.forget(pool, name)
+
+
+def import_base(
+    conn: libvirt.virConnect,
+    pool_name: str,
+    name: str,
+    source: str,
+    owner: Owner,
+    sha256: str | None = None,
+    fmt: str | None = None,
+) -> tuple[VolumeInfo, str]:
+    """Import ``source`` as volume ``name``; return (info, sha256 of the content).
+
+    The content is hashed while it streams; a given ``sha256`` is verified and a mismatch
+    leaves nothing behind. An existing volume of that name is adopted only when our ledger
+    knows it and its content matches.
+    """
+    with pool_lock(conn.getURI(), pool_name):
+        pool = pools.require(conn, pool_name)
+        existing = lookup(pool, name)
+        if existing is not None:
+            return _adopt_base(conn, pool, existing, source, owner, sha256)
+        with Source(source) as src:
+            if fmt is not None and fmt != src.header.format:
+                raise InputError("format", f"is {fmt!r} but {source!r} is {src.header.format}")
+            if src.header.backing_file:
+                raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
+            capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
+            vol = pool.createXML(_volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE), 0)
+            digest = hashlib.sha256()
+            try:
+                streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
+                actual = digest.hexdigest()
+                if sha256 is not None and actual != sha256:
+                    raise InputError(
+                        "sha256", f"{source!r} has sha256 {actual}, expected {sha256}; nothing kept"
+                    )
+                ledger.record(pool, name, ledger.Entry("base", str(owner), actual))
+            except BaseException:
+                _delete_quietly(pool, name)
+                raise
+        return info(pool_name, vol), actual
+
+
+def _adopt_base(
+    conn: libvirt.virConnect,
+    pool: libvirt.virStoragePool,
+    vol: libvirt.virStorageVol,
+    source: str,
+    owner: Owner,
+    sha256: str | None,
+) -> tuple[VolumeInfo, str]:
+    entry = ledger.read(pool).get(vol.name())
+    if entry is None or entry.kind != "base":
+        raise ConflictError(
+            f"volume {vol.name()!r} already exists in pool {pool.name()!r} and was not created by "
+            "pulumi-tdx; choose another name or remove it"
+        )
+    existing_sha = entry.sha256 or _hash_volume(conn, vol)
+    wanted = sha256 or _hash_source(source)
+    if existing_sha != wanted:
+        raise ConflictError(
+            f"volume {vol.name()!r} in pool {pool.name()!r} has sha256 {existing_sha}, but the "
+            f"source has {wanted}; choose another name or delete the old image"
+        )
+    ledger.record(pool, vol.name(), ledger.Entry("base", str(owner), existing_sha))
+    return info(pool.name(), vol), existing_sha
+
+
+def create_overlay(
+    conn: libvirt.virConnect,
+    pool_name: str,
+    name: str,
+    base_path: str,
+    owner: Owner,
+    capacity: int | None = None,
+) -> VolumeInfo:
+    """Create a qcow2 overlay whose backing store is the base volume (never a copy)."""
+    base = _by_path(conn, base_path, "base_image")
+    if capacity is not None and capacity < base.capacity:
+        raise InputError(
+            "capacity", f"{capacity} bytes is below the base image's size {base.capacity} bytes"
+        )
+    size = capacity if capacity is not None else base.capacity
+    with pool_lock(conn.getURI(), pool_name):
+        pool = pools.require(conn, pool_name)
+        existing = lookup(pool, name)
+        if existing is not None:
+            return _adopt_overlay(pool, existing, base, owner, size)
+        vol = pool.createXML(_volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base), 0)
+        try:
+            ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
+        except BaseException:
+            _delete_quietly(pool, name)
+            raise
+        return info(pool_name, vol)
+
+
+def _adopt_overlay(
+    pool: libvirt.virStoragePool,
+    vol: libvirt.virStorageVol,
+    base: VolumeInfo,
+    owner: Owner,
+    capacity: int,
+) -> VolumeInfo:
+    current = info(pool.name(), vol)
+    entry = ledger.read(pool).get(vol.name())
+    if entry is None or entry.kind != "overlay" or entry.owner != str(owner):
+        holder = f"owned by {entry.owner}" if entry else "not created by pulumi-tdx"
+        raise ConflictError(
+            f"volume {vol.name()!r} already exists in pool {pool.name()!r} ({holder}); "
+            "choose another name or remove it"
+        )
+    if current.backing_path != base.path:
+        raise ConflictError(
+            f"overlay {vol.name()!r} exists but is backed by {current.backing_path!r}, "
+            f"not {base.path!r}"
+        )
+    if current.capacity < capacity:
+        vol.resize(capacity, 0)
+        current = info(pool.name(), vol)
+    return current
+
+
+def _by_path(conn: libvirt.virConnect, path: str, field: str) -> VolumeInfo:
+    try:
+        vol = conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        raise InputError(field, f"no storage volume at {path!r}: {exc.get_error_message()}") from exc
+    return info(vol.storagePoolLookupByVolume().name(), vol)
+
+
+def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> VolumeInfo:
+    """Grow a volume in place. A running domain that uses it is resized live (blockResize), so
+    the guest sees the new size without a restart; shrinking is refused."""
+    pool = pools.require(conn, pool_name)
+    vol = lookup(pool, name)
+    if vol is None:
+        raise LibvirtOperationError(f"volume {name!r} is gone from pool {pool_name!r}")
+    current = info(pool_name, vol)
+    if capacity < current.capacity:
+        raise InputError("capacity", f"shrinking {name!r} from {current.capacity} to {capacity} "
+                         "bytes would lose data; it is refused")
+    if capacity == current.capacity:
+        return current
+    running = [d for d in domains_using(conn, current.path) if d.isActive()]
+    with pool_lock(conn.getURI(), pool_name):
+        if running:
+            running[0].blockResize(current.path, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        else:
+            vol.resize(capacity, 0)
+    return info(pool_name, vol)
+
+
+def domains_using(conn: libvirt.virConnect, path: str) -> list[libvirt.virDomain]:
+    """Defined or running domains that have ``path`` as a disk source."""
+    wanted = os.path.normpath(path)
+    users = []
+    for dom in conn.listAllDomains(0):
+        doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        sources = doc.xpath("devices/disk/source/@file")
+        if any(os.path.normpath(s) == wanted for s in sources):
+            users.append(dom)
+    return users
+
+
+def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
+    """``pool/volume`` names of volumes whose backing store is ``path``."""
+    wanted = os.path.normpath(path)
+    holders = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        for vol in pool.listAllVolumes(0):
+            backing = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+            if backing and os.path.normpath(backing) == wanted:
+                holders.append(f"{pool.name()}/{vol.name()}")
+    return sorted(holders)
+
+
+def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
+    """Delete one of our volumes. Refused while a domain uses it or a volume is backed by it.
+    A volume (or pool) that is already gone is success."""
+    pool = pools.lookup(conn, pool_name)
+    if pool is None:
+        return
+    if not pool.isActive():
+        pool.create(0)
+    with pool_lock(conn.getURI(), pool_name):
+        vol = lookup(pool, name)
+        if vol is None:
+            with contextlib.suppress(libvirt.libvirtError):
+                ledger.forget(pool, name)
+            return
+        path = vol.path()
+        users = domains_using(conn, path)
+        if users:
+            raise InUseError(
+                f"volume {name!r} is used by domain(s) {', '.join(sorted(d.name() for d in users))}"
+                "; delete those first"
+            )
+        backed = volumes_backed_by(conn, path)
+        if backed:
+            raise InUseError(f"volume {name!r} backs {', '.join(backed)}; delete those first")
+        vol.delete(0)
+        ledger.forget(pool, name)

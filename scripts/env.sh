@@ -1,0 +1,11 @@
+# Sourced by the Makefile's scripts: where things live and how Pulumi runs offline.
+# shellcheck shell=bash
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+export PULUMI_TDX_CACHE="${PULUMI_TDX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx}"
+export PATH="$REPO_ROOT/.venv/bin:$PATH"
+# Local file backend, empty passphrase (the pickled provider is a secret), no update checks.
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$REPO_ROOT/.pulumi}"
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true

@@ -1,0 +1,62 @@
+"""``Overlay``: a qcow2 volume whose backing store is a base image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi.dynamic
+
+from tdx_provider.dynamic.overlay import OverlayProvider
+
+from ._util import DEFAULT_URI, owner
+from .base_image import BaseImage
+from .pool import Pool
+
+
+@dataclass
+class OverlayArgs:
+    pool: pulumi.Input[str]
+    """Name of the pool (or pass the ``Pool`` resource)."""
+    base_image: pulumi.Input[str]
+    """Path of the base volume (or pass the ``BaseImage`` resource)."""
+    name: pulumi.Input[str] | None = None
+    """Volume name; default: resource name plus a random suffix."""
+    capacity: pulumi.Input[int] | None = None
+    """Virtual size in bytes; default: the base image's. Growing is in place; shrinking is
+    refused at preview."""
+    uri: pulumi.Input[str] = DEFAULT_URI
+
+
+class Overlay(pulumi.dynamic.Resource):
+    """A qcow2 overlay (mode 0600) backed by a base volume, never a copy of it. Changing
+    ``base_image``, ``name`` or ``pool`` replaces it. Delete is refused while a defined domain
+    uses it."""
+
+    name: pulumi.Output[str]
+    pool: pulumi.Output[str]
+    path: pulumi.Output[str]
+    """Path of the overlay: give it to ``TrustDomain(overlay=…)``."""
+    key: pulumi.Output[str]
+    capacity: pulumi.Output[int]
+    backing_path: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        pool: pulumi.Input[str] | Pool,
+        base_image: pulumi.Input[str] | BaseImage,
+        name: pulumi.Input[str] | None = None,
+        capacity: pulumi.Input[int] | None = None,
+        uri: pulumi.Input[str] = DEFAULT_URI,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        args = OverlayArgs(
+            pool=pool.name if isinstance(pool, Pool) else pool,
+            base_image=base_image.path if isinstance(base_image, BaseImage) else base_image,
+            name=name, capacity=capacity, uri=uri,
+        )
+        props = {**vars(args), "owner": owner(resource_name), "path": None, "key": None,
+                 "backing_path": None}
+        super().__init__(OverlayProvider(), resource_name, props, opts)

@@ -1,0 +1,65 @@
+"""``Pool``: a libvirt ``dir`` storage pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi.dynamic
+
+from tdx_provider.dynamic.pool import PoolProvider
+
+from ._util import DEFAULT_URI
+
+
+@dataclass
+class PoolArgs:
+    name: pulumi.Input[str]
+    """libvirt pool name, used as-is (also the resource's id)."""
+    path: pulumi.Input[str]
+    """Absolute directory of the pool on the libvirt host; created when missing."""
+    autostart: pulumi.Input[bool] = True
+    """Start the pool when libvirtd starts."""
+    uri: pulumi.Input[str] = DEFAULT_URI
+    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work)."""
+
+
+class Pool(pulumi.dynamic.Resource):
+    """A libvirt ``dir`` storage pool.
+
+    Create defines, builds, starts, sets autostart and refreshes. A pool of the same name and
+    path is adopted (and left defined on delete); another pool on the same path is an error.
+    Delete stops and undefines; it is refused while the pool holds volumes.
+    """
+
+    name: pulumi.Output[str]
+    path: pulumi.Output[str]
+    uri: pulumi.Output[str]
+    uuid: pulumi.Output[str]
+    """libvirt UUID of the pool."""
+    state: pulumi.Output[str]
+    """``running``, ``inactive``, ``building``, ``degraded`` or ``inaccessible``."""
+    capacity: pulumi.Output[int]
+    """Bytes of the filesystem holding the pool."""
+    allocation: pulumi.Output[int]
+    available: pulumi.Output[int]
+    adopted: pulumi.Output[bool]
+    """True when the pool existed before this stack (it is then left defined on delete)."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str],
+        path: pulumi.Input[str],
+        autostart: pulumi.Input[bool] = True,
+        uri: pulumi.Input[str] = DEFAULT_URI,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        args = PoolArgs(name=name, path=path, autostart=autostart, uri=uri)
+        props = {
+            **vars(args),
+            "uuid": None, "state": None, "capacity": None, "allocation": None,
+            "available": None, "adopted": None,
+        }
+        super().__init__(PoolProvider(), resource_name, props, opts)

@@ -1,0 +1,138 @@
+"""``TrustDomain``: an Intel TDX trust domain (or a regular VM with ``tdx=False``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi.dynamic
+
+from tdx_provider.dynamic.trust_domain import TrustDomainProvider
+
+from ._util import DEFAULT_URI, owner
+from .overlay import Overlay
+
+
+@dataclass
+class QuoteGenerationService:
+    """Where the TD's quote generation service listens: a unix socket ``path`` (upstream
+    libvirt >= 11.6) or ``vsock_cid``/``vsock_port`` (Canonical's libvirt, usually 2/4050)."""
+
+    path: str | None = None
+    vsock_cid: int | None = None
+    vsock_port: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
+class TrustDomainArgs:
+    overlay: pulumi.Input[str]
+    """Path of the disk, normally ``Overlay.path``; its backing chain goes into the XML."""
+    memory_mib: pulumi.Input[int]
+    vcpus: pulumi.Input[int]
+    name: pulumi.Input[str] | None = None
+    """Domain name; default: resource name plus a random suffix."""
+    tdx: pulumi.Input[bool] = True
+    """Render a trust domain (launchSecurity tdx); False renders a regular VM. A TD on a host
+    without TDX fails at preview with the reasons; it is never silently downgraded."""
+    firmware: pulumi.Input[str] | None = None
+    """Loader path (TDVF/OVMF); required when ``tdx`` is true."""
+    kernel: pulumi.Input[str] | None = None
+    initrd: pulumi.Input[str] | None = None
+    cmdline: pulumi.Input[str] | None = None
+    gpus: pulumi.Input[Sequence[str]] = field(default_factory=list)
+    """PCI addresses (``DDDD:BB:SS.F``) of GPUs to pass through as managed hostdevs."""
+    gpu_setup_command: pulumi.Input[Sequence[str]] | None = None
+    """argv run once before the first start, with the BDFs appended (never a shell)."""
+    dma_entry_limit: pulumi.Input[int] = 0x200000
+    """Raise vfio_iommu_type1's dma_entry_limit to at least this before starting with GPUs."""
+    ssh_host_port: pulumi.Input[int] = 0
+    """Host port forwarded to guest port 22 (QEMU user networking); 0 picks a free one."""
+    ssh_bind_address: pulumi.Input[str] = "127.0.0.1"
+    """Host address the SSH forward listens on; ``0.0.0.0`` to reach it from other hosts."""
+    network: pulumi.Input[str] | None = "default"
+    """libvirt network for a second NIC, or None."""
+    vsock: pulumi.Input[bool] = True
+    cid: pulumi.Input[int] | None = None
+    """vsock guest CID; None lets libvirt pick one."""
+    qgs: QuoteGenerationService | None = None
+    domain_type: pulumi.Input[str] = "kvm"
+    """``kvm``, or ``qemu`` (TCG) for hosts without usable KVM (regular VMs only)."""
+    template: pulumi.Input[str] | None = None
+    """Path of a Jinja2 domain template that replaces ours (same variables, tdvirsh ``-t``)."""
+    console_log: pulumi.Input[str] | None = None
+    """File the serial console is written to."""
+    shutdown_timeout: pulumi.Input[int] = 60
+    """Seconds delete waits for an ACPI shutdown before forcing the domain off."""
+    autostart: pulumi.Input[bool] = False
+    uri: pulumi.Input[str] = DEFAULT_URI
+
+
+class TrustDomain(pulumi.dynamic.Resource):
+    """An Intel TDX trust domain on libvirt.
+
+    Changes to ``autostart`` and ``shutdown_timeout`` are applied in place; every other input
+    replaces the domain (deleting first when the name is fixed, GPUs are attached or the disk is
+    kept). Delete is graceful: ACPI shutdown, a bounded wait, then force off and undefine.
+    """
+
+    name: pulumi.Output[str]
+    uuid: pulumi.Output[str]
+    state: pulumi.Output[str]
+    """libvirt state: ``running``, ``shutoff``, ``paused``… (refreshed by ``pulumi refresh``)."""
+    ssh_port: pulumi.Output[int | None]
+    """Host port forwarded to the guest's port 22, read from the live QEMU forward."""
+    cid: pulumi.Output[int | None]
+    """vsock CID from the live XML (None without vsock)."""
+    ip: pulumi.Output[str | None]
+    """Guest IPv4 on the libvirt network (DHCP lease or ARP), None while unknown."""
+    memory_mib: pulumi.Output[int]
+    vcpus: pulumi.Output[int]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        overlay: pulumi.Input[str] | Overlay,
+        memory_mib: pulumi.Input[int],
+        vcpus: pulumi.Input[int],
+        name: pulumi.Input[str] | None = None,
+        tdx: pulumi.Input[bool] = True,
+        firmware: pulumi.Input[str] | None = None,
+        kernel: pulumi.Input[str] | None = None,
+        initrd: pulumi.Input[str] | None = None,
+        cmdline: pulumi.Input[str] | None = None,
+        gpus: pulumi.Input[Sequence[str]] | None = None,
+        gpu_setup_command: pulumi.Input[Sequence[str]] | None = None,
+        dma_entry_limit: pulumi.Input[int] = 0x200000,
+        ssh_host_port: pulumi.Input[int] = 0,
+        ssh_bind_address: pulumi.Input[str] = "127.0.0.1",
+        network: pulumi.Input[str] | None = "default",
+        vsock: pulumi.Input[bool] = True,
+        cid: pulumi.Input[int] | None = None,
+        qgs: QuoteGenerationService | dict[str, object] | None = None,
+        domain_type: pulumi.Input[str] = "kvm",
+        template: pulumi.Input[str] | None = None,
+        console_log: pulumi.Input[str] | None = None,
+        shutdown_timeout: pulumi.Input[int] = 60,
+        autostart: pulumi.Input[bool] = False,
+        uri: pulumi.Input[str] = DEFAULT_URI,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        args = TrustDomainArgs(
+            overlay=overlay.path if isinstance(overlay, Overlay) else overlay,
+            memory_mib=memory_mib, vcpus=vcpus, name=name, tdx=tdx, firmware=firmware,
+            kernel=kernel, initrd=initrd, cmdline=cmdline, gpus=list(gpus or []),
+            gpu_setup_command=gpu_setup_command, dma_entry_limit=dma_entry_limit,
+            ssh_host_port=ssh_host_port, ssh_bind_address=ssh_bind_address, network=network,
+            vsock=vsock, cid=cid,
+            qgs=qgs.to_dict() if isinstance(qgs, QuoteGenerationService) else qgs,  # type: ignore[arg-type]
+            domain_type=domain_type, template=template, console_log=console_log,
+            shutdown_timeout=shutdown_timeout, autostart=autostart, uri=uri,
+        )
+        props = {**vars(args), "owner": owner(resource_name), "uuid": None, "state": None,
+                 "ssh_port": None, "ip": None}
+        super().__init__(TrustDomainProvider(), resource_name, props, opts)
