@@ -79,14 +79,14 @@ def instance_of(dom: libvirt.virDomain) -> Instance | None:
         text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
     except libvirt.libvirtError:
         return None
+    # libvirt hands the element back without its namespace; match local names.
     root = etree.fromstring(text.encode())
-    ns = {PREFIX: NAMESPACE}
-    owner = root.find(f"{PREFIX}:owner", ns)
+    owner = root.find("{*}owner")
     if owner is None:
         return None
-    overlay = root.find(f"{PREFIX}:overlay", ns)
-    shutdown = root.find(f"{PREFIX}:shutdown", ns)
-    tdx = root.find(f"{PREFIX}:tdx", ns)
+    overlay = root.find("{*}overlay")
+    shutdown = root.find("{*}shutdown")
+    tdx = root.find("{*}tdx")
     timeout = shutdown.get("timeout") if shutdown is not None else None
     return Instance(
         owner=Owner(owner.get("project", ""), owner.get("stack", ""), owner.get("resource", "")),
@@ -261,9 +261,9 @@ def set_shutdown_timeout(conn: libvirt.virConnect, name: str, timeout: int) -> N
         raise LibvirtOperationError(f"domain {name!r} is gone")
     text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
     root = etree.fromstring(text.encode())
-    shutdown = root.find(f"{{{NAMESPACE}}}shutdown")
+    shutdown = root.find("{*}shutdown")
     if shutdown is None:
-        shutdown = etree.SubElement(root, f"{{{NAMESPACE}}}shutdown")
+        shutdown = etree.SubElement(root, "shutdown")
     shutdown.set("timeout", str(timeout))
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     if dom.isActive():

@@ -6,7 +6,10 @@ Detaching the devices from their host drivers is not done here: the trust domain
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ _AUDIO_SUBCLASS = 0x0403  # the HDMI audio function that sits beside consumer GP
 _HINT_LIMIT = 6
 _STDERR_TAIL_LINES = 10
 _STDERR_TAIL_CHARS = 1000
+_REAP_TIMEOUT = 5.0  # after killing a timed-out setup command, how long to collect its stderr
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,35 @@ def _exit_description(returncode: int) -> str:
     return f"failed with exit code {returncode}"
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _run(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` in its own session; on timeout kill the whole group (scripts fork).
+
+    Returns (exit code, stderr); raises subprocess.TimeoutExpired carrying the stderr so far.
+    """
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            _stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            stderr = ""
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _stdout, stderr = process.communicate(timeout=_REAP_TIMEOUT)
+            raise subprocess.TimeoutExpired(command, timeout, stderr=stderr) from None
+        return process.returncode, stderr
+
+
 def run_setup_command(
     argv: Sequence[str], bdfs: Sequence[PciAddress], timeout: float = 300
 ) -> None:
@@ -230,9 +263,7 @@ def run_setup_command(
     command = validate_argv("gpu_setup_command", list(argv)) + [str(bdf) for bdf in bdfs]
     shown = shlex.join(command)
     try:
-        result = subprocess.run(
-            command, check=False, capture_output=True, text=True, timeout=timeout
-        )
+        returncode, stderr = _run(command, timeout)
     except subprocess.TimeoutExpired as exc:
         raise TdxError(
             f"gpu_setup_command `{shown}` did not finish within {timeout:g} s; "
@@ -240,10 +271,10 @@ def run_setup_command(
         ) from exc
     except OSError as exc:
         raise TdxError(f"gpu_setup_command `{shown}` could not be started: {exc}") from exc
-    if result.returncode != 0:
+    if returncode != 0:
         raise TdxError(
-            f"gpu_setup_command `{shown}` {_exit_description(result.returncode)}; "
-            f"stderr: {_tail(result.stderr)}"
+            f"gpu_setup_command `{shown}` {_exit_description(returncode)}; "
+            f"stderr: {_tail(stderr)}"
         )
 
 

@@ -106,7 +106,8 @@ def check_kvm_tdx(root: Path) -> Check:
     try:
         value = (root / KVM_TDX_PARAM).read_text().strip()
     except FileNotFoundError:
-        return Check(name, "fail", f"kvm_intel not loaded or built without TDX ({shown} is missing)")
+        reason = f"kvm_intel not loaded or built without TDX ({shown} is missing)"
+        return Check(name, "fail", reason)
     except OSError as exc:
         return Check(name, "unknown", f"cannot read {shown}: {exc}")
     if value in {"Y", "1"}:

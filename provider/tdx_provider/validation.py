@@ -33,7 +33,7 @@ def name(field: str, value: object) -> str:
         raise InputError(field, f"must be at most {NAME_MAX} characters (got {len(value)})")
     if ".." in value:
         raise InputError(field, f"{value!r} must not contain '..'")
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):  # match() would let a trailing newline through ($)
         raise InputError(
             field,
             f"{value!r} may only contain letters, digits, '.', '_' and '-', and must start "
@@ -63,7 +63,10 @@ def uri(field: str, value: object) -> str:
     """A libvirt connection URI with a scheme we support."""
     if not isinstance(value, str) or "://" not in value:
         raise InputError(field, f"{value!r} is not a libvirt URI such as 'qemu:///system'")
-    scheme = urlsplit(value).scheme
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError as exc:  # e.g. an unbalanced '[' in the host part
+        raise InputError(field, f"{value!r} is not a valid URI: {exc}") from exc
     if scheme not in URI_SCHEMES:
         allowed = ", ".join(sorted(URI_SCHEMES))
         raise InputError(field, f"unsupported URI scheme {scheme!r}; use one of {allowed}")

@@ -278,7 +278,10 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     holders = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
         for vol in pool.listAllVolumes(0):
-            backing = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+            try:
+                backing = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+            except libvirt.libvirtError:  # removed while we looked: it backs nothing now
+                continue
             if backing and os.path.normpath(backing) == wanted:
                 holders.append(f"{pool.name()}/{vol.name()}")
     return sorted(holders)

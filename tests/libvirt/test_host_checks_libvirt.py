@@ -23,7 +23,7 @@ FILE_CHECKS = ["kvm_tdx", "cpu_tdx_flag", "tdx_firmware", "vhost_vsock", "iommu_
 
 
 @pytest.fixture
-def test_host() -> Iterator[libvirt.virConnect]:
+def fixture_host() -> Iterator[libvirt.virConnect]:
     with connect(TEST_HOST_URI) as connection:
         yield connection
 
@@ -40,33 +40,33 @@ def system() -> Iterator[libvirt.virConnect]:
 # --- the test:/// fixture host ---------------------------------------------------------------
 
 
-def test_ready_tree_passes_every_file_check(test_host: libvirt.virConnect) -> None:
-    report = check_host(test_host, READY)
+def test_ready_tree_passes_every_file_check(fixture_host: libvirt.virConnect) -> None:
+    report = check_host(fixture_host, READY)
     assert {name: report.get(name).status for name in FILE_CHECKS} == dict.fromkeys(
         FILE_CHECKS, "pass"
     )
 
 
 def test_ready_tree_on_the_test_driver_is_blocked_only_by_libvirt(
-    test_host: libvirt.virConnect,
+    fixture_host: libvirt.virConnect,
 ) -> None:
     # The test driver has no domain capabilities, so libvirt's own TDX answer is missing.
-    report = check_host(test_host, READY)
+    report = check_host(fixture_host, READY)
     assert not report.tdx_ready
     assert [check.name for check in report.failures()] == ["libvirt_tdx"]
     assert "virConnectGetDomainCapabilities" in report.get("libvirt_tdx").reason
 
 
-def test_gpus_are_listed_with_bdf_and_iommu_group(test_host: libvirt.virConnect) -> None:
-    check = check_host(test_host, READY).get("gpus")
+def test_gpus_are_listed_with_bdf_and_iommu_group(fixture_host: libvirt.virConnect) -> None:
+    check = check_host(fixture_host, READY).get("gpus")
     assert check.status == "pass"
     assert "0000:3b:00.0 GH100 [H100 PCIe] (IOMMU group 41)" in check.reason
     assert "0000:86:00.0 GH100 [H100 PCIe] (IOMMU group 95)" in check.reason
     assert "0000:17:00.0" not in check.reason
 
 
-def test_no_tdx_tree_fails_with_concrete_reasons(test_host: libvirt.virConnect) -> None:
-    report = check_host(test_host, NO_TDX)
+def test_no_tdx_tree_fails_with_concrete_reasons(fixture_host: libvirt.virConnect) -> None:
+    report = check_host(fixture_host, NO_TDX)
     failed = {check.name: check.reason for check in report.failures()}
     assert set(failed) == {"kvm_tdx", "cpu_tdx_flag", "tdx_firmware", "libvirt_tdx"}
     assert "tdx=1" in failed["kvm_tdx"]
@@ -76,9 +76,9 @@ def test_no_tdx_tree_fails_with_concrete_reasons(test_host: libvirt.virConnect) 
     assert report.get("iommu_vfio").status == "fail"
 
 
-def test_require_tdx_lists_every_blocking_reason(test_host: libvirt.virConnect) -> None:
+def test_require_tdx_lists_every_blocking_reason(fixture_host: libvirt.virConnect) -> None:
     with pytest.raises(HostNotReadyError) as caught:
-        require_tdx(test_host, NO_TDX)
+        require_tdx(fixture_host, NO_TDX)
     error = caught.value
     assert str(error).startswith("this host cannot run TDX trust domains: ")
     assert len(error.reasons) == 4
@@ -86,17 +86,17 @@ def test_require_tdx_lists_every_blocking_reason(test_host: libvirt.virConnect) 
     assert not any("vhost-vsock" in reason for reason in error.reasons)
 
 
-def test_remote_host_files_are_not_inspected(test_host: libvirt.virConnect) -> None:
+def test_remote_host_files_are_not_inspected(fixture_host: libvirt.virConnect) -> None:
     # Even with the no-TDX tree as root, a remote report never reads files.
-    report = check_host(test_host, NO_TDX, local=False)
+    report = check_host(fixture_host, NO_TDX, local=False)
     for name in FILE_CHECKS:
         check = report.get(name)
         assert (check.status, check.reason, check.required) == ("unknown", REMOTE_REASON, False)
     assert [check.name for check in report.failures()] == ["libvirt_tdx"]
 
 
-def test_test_driver_is_not_qemu(test_host: libvirt.virConnect) -> None:
-    check = check_host(test_host, READY).get("qemu_version")
+def test_test_driver_is_not_qemu(fixture_host: libvirt.virConnect) -> None:
+    check = check_host(fixture_host, READY).get("qemu_version")
     assert (check.status, check.required) == ("fail", False)
     assert "TEST" in check.reason
 

@@ -73,3 +73,41 @@ def test_guest() -> TestGuest:
 
 
 test_guest.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
+
+
+POLL_SECONDS = 0.1
+
+
+def read_banner(port: int, timeout: float, host: str = "127.0.0.1") -> str:
+    """Connect to a forwarded port and read one line. Slirp accepts on the host side even
+    before the guest listens (and then closes), so retry until a line arrives or time runs out."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=5) as sock:
+                line = sock.makefile("rb").readline()
+            if line:
+                return line.decode("ascii", errors="replace").rstrip("\r\n")
+            last = EOFError("connection closed before a banner")
+        except OSError as exc:
+            last = exc
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"no banner on {host}:{port} within {timeout} s: {last}")
+
+
+def wait_for_text(path: Path, marker: str, timeout: float) -> float:
+    """Poll a console log until ``marker`` appears; return the seconds it took."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if marker in text:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"no {marker!r} in {path} within {timeout} s:\n{text[-2000:]}")
+        time.sleep(POLL_SECONDS)

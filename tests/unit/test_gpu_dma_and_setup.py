@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,23 @@ def test_missing_setup_command_is_reported(tmp_path: Path) -> None:
 def test_empty_setup_command_is_an_input_error() -> None:
     with pytest.raises(InputError, match="gpu_setup_command"):
         run_setup_command([], [GPU_A])
+
+
+def test_timed_out_setup_command_leaves_no_children_behind(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f'sleep 30 & echo $! > {pid_file}; wait'
+    with pytest.raises(TdxError, match="did not finish"):
+        run_setup_command(["/bin/sh", "-c", script], [], timeout=0.5)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _is_running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _is_running(child)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

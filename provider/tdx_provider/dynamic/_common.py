@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pulumi.dynamic import CheckFailure, DiffResult
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from tdx_provider.errors import InputError
@@ -19,6 +20,8 @@ IGNORED_KEYS = frozenset({PROVIDER_KEY})
 
 def is_unknown(value: Any) -> bool:
     """True for a value Pulumi does not know yet (an output of a resource not created yet)."""
+    if isinstance(value, Unknown):
+        return True
     if isinstance(value, str):
         return value == UNKNOWN
     if isinstance(value, list):
@@ -28,11 +31,23 @@ def is_unknown(value: Any) -> bool:
     return False
 
 
+def with_unknown_sentinels(value: Any) -> Any:
+    """Replace ``Unknown`` objects (as preview deserialises them) by the wire sentinel, which
+    serialises back as "unknown" in the checked inputs."""
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, list):
+        return [with_unknown_sentinels(v) for v in value]
+    if isinstance(value, dict):
+        return {k: with_unknown_sentinels(v) for k, v in value.items()}
+    return value
+
+
 class Checker:
     """Collects check failures by property name while normalising inputs."""
 
     def __init__(self, news: dict[str, Any]) -> None:
-        self.inputs = dict(news)
+        self.inputs = {key: with_unknown_sentinels(value) for key, value in news.items()}
         self.failures: list[CheckFailure] = []
 
     def field(self, key: str, validate: Callable[[str, Any], T], *, optional: bool = False) -> None:
@@ -121,3 +136,39 @@ def owner_of(props: dict[str, Any]) -> Any:
     from tdx_provider.metadata import Owner
 
     return Owner.from_dict(props.get("owner") or {})
+
+
+def whole_numbers(value: Any) -> Any:
+    """Pulumi's wire format carries every number as a double: give integers back their type."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    return value
+
+
+class ProviderError(Exception):
+    """What the engine shows the user: our message, without the engine's internal frames."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def adapter(method: F) -> F:
+    """Wrap a provider method: integer-typed property dicts in, engine errors out as one clear
+    message (the property name first for input errors)."""
+    import functools
+
+    from tdx_provider.errors import TdxError
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        args = tuple(whole_numbers(a) if isinstance(a, dict) else a for a in args)
+        try:
+            return method(self, *args)
+        except TdxError as exc:
+            raise ProviderError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from ._common import Checker, auto_name, diff, owner_of
+from ._common import Checker, adapter, auto_name, diff, owner_of
 
 REPLACE_KEYS = ("source", "sha256", "name", "pool", "format", "uri")
 # None means "not pinned": the detected format and the computed digest are then accepted.
@@ -36,6 +36,7 @@ def _validate_format(field: str, value: Any) -> str:
 
 
 class BaseImageProvider(ResourceProvider):
+    @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from tdx_provider import images, validation
 
@@ -50,10 +51,12 @@ class BaseImageProvider(ResourceProvider):
         checker.field("format", _validate_format, optional=True)
         return CheckResult(checker.inputs, checker.failures)
 
+    @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff(olds, news, replace_keys=REPLACE_KEYS, optional=OPTIONAL_KEYS,
                     delete_before_replace=not news.get("auto_named"))
 
+    @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
         from tdx_provider import volume
         from tdx_provider.connection import connect
@@ -65,6 +68,7 @@ class BaseImageProvider(ResourceProvider):
             )
         return CreateResult(info.key, _outputs(props, info, sha256))
 
+    @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from tdx_provider import volume
         from tdx_provider.connection import connect
@@ -75,6 +79,7 @@ class BaseImageProvider(ResourceProvider):
             return ReadResult(None, {})
         return ReadResult(info.key, _outputs(props, info, props["sha256"]))
 
+    @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from tdx_provider import volume
         from tdx_provider.connection import connect

@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ._common import Checker, auto_name, diff, is_unknown, owner_of
+from ._common import Checker, adapter, auto_name, diff, is_unknown, owner_of
 
 REPLACE_KEYS = ("base_image", "name", "pool", "uri")
 UPDATE_KEYS = ("capacity",)
@@ -33,6 +33,7 @@ def _outputs(props: dict[str, Any], info: Any) -> dict[str, Any]:
 
 
 class OverlayProvider(ResourceProvider):
+    @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from tdx_provider import validation
 
@@ -52,6 +53,7 @@ class OverlayProvider(ResourceProvider):
             checker.run("capacity", lambda: _check_capacity(checker.inputs))
         return CheckResult(checker.inputs, checker.failures)
 
+    @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         new_capacity = news.get("capacity")
         if (
@@ -67,6 +69,7 @@ class OverlayProvider(ResourceProvider):
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     optional=OPTIONAL_KEYS, delete_before_replace=not news.get("auto_named"))
 
+    @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
         from tdx_provider import volume
         from tdx_provider.connection import connect
@@ -78,6 +81,7 @@ class OverlayProvider(ResourceProvider):
             )
         return CreateResult(info.key, _outputs(props, info))
 
+    @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from tdx_provider import volume
         from tdx_provider.connection import connect
@@ -88,6 +92,7 @@ class OverlayProvider(ResourceProvider):
             return ReadResult(None, {})
         return ReadResult(info.key, _outputs(props, info))
 
+    @adapter
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from tdx_provider import volume
         from tdx_provider.connection import connect
@@ -96,6 +101,7 @@ class OverlayProvider(ResourceProvider):
             info = volume.grow(conn, news["pool"], news["name"], news["capacity"])
         return UpdateResult(_outputs(news, info))
 
+    @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from tdx_provider import volume
         from tdx_provider.connection import connect

@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ._common import Checker, diff
+from ._common import Checker, adapter, diff
 
 REPLACE_KEYS = ("name", "path", "uri")
 UPDATE_KEYS = ("autostart",)
@@ -35,6 +35,7 @@ def _outputs(props: dict[str, Any], info: Any, adopted: bool) -> dict[str, Any]:
 
 
 class PoolProvider(ResourceProvider):
+    @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from tdx_provider import validation
 
@@ -48,11 +49,13 @@ class PoolProvider(ResourceProvider):
         checker.field("autostart", validation.boolean)
         return CheckResult(checker.inputs, checker.failures)
 
+    @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The pool name is always given by the user: a replacement must delete first.
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     delete_before_replace=True)
 
+    @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
         from tdx_provider import pool
         from tdx_provider.connection import connect
@@ -61,6 +64,7 @@ class PoolProvider(ResourceProvider):
             info, adopted = pool.ensure(conn, props["name"], props["path"], props["autostart"])
         return CreateResult(info.name, _outputs(props, info, adopted))
 
+    @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from tdx_provider import pool
         from tdx_provider.connection import connect
@@ -71,6 +75,7 @@ class PoolProvider(ResourceProvider):
             return ReadResult(None, {})
         return ReadResult(id_, _outputs(props, info, bool(props.get("adopted"))))
 
+    @adapter
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from tdx_provider import pool
         from tdx_provider.connection import connect
@@ -79,6 +84,7 @@ class PoolProvider(ResourceProvider):
             info = pool.set_autostart(conn, id_, news["autostart"])
         return UpdateResult(_outputs(news, info, bool(olds.get("adopted"))))
 
+    @adapter
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from tdx_provider import pool
         from tdx_provider.connection import connect

@@ -15,7 +15,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ._common import Checker, auto_name, diff, is_unknown, owner_of
+from ._common import Checker, adapter, auto_name, diff, is_unknown, owner_of
 
 UPDATE_KEYS = ("autostart", "shutdown_timeout")
 REPLACE_KEYS = (
@@ -72,6 +72,7 @@ def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] =
 
 
 class TrustDomainProvider(ResourceProvider):
+    @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from . import _trust_domain_checks as checks
 
@@ -87,6 +88,7 @@ class TrustDomainProvider(ResourceProvider):
             checker.run("template", lambda: _render(checker.inputs))
         return CheckResult(checker.inputs, checker.failures)
 
+    @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # delete-before-replace when the name is fixed, when GPUs are attached (a GPU cannot
         # be held by two domains) and when the disk stays the same (QEMU locks the image:
@@ -97,8 +99,9 @@ class TrustDomainProvider(ResourceProvider):
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     optional=OPTIONAL_KEYS, delete_before_replace=dbr, force_update=stopped)
 
+    @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import domain, gpu, xml
+        from tdx_provider import domain, gpu, host, xml
         from tdx_provider.connection import connect
         from tdx_provider.validation import pci_address
 
@@ -109,7 +112,9 @@ class TrustDomainProvider(ResourceProvider):
             gpus = [pci_address("gpus", g) for g in props.get("gpus") or []]
 
             def prepare() -> None:
-                if gpus:
+                # GPU preparation touches this machine's sysfs and runs a local command, so it
+                # applies to local URIs only; a remote host prepares its GPUs itself.
+                if gpus and host.is_local_uri(props["uri"]):
                     gpu.prepare_gpus(conn, gpus, dma_entry_limit=props["dma_entry_limit"],
                                      setup_command=props.get("gpu_setup_command"),
                                      sysfs_root=host_root())
@@ -119,6 +124,7 @@ class TrustDomainProvider(ResourceProvider):
             info = _wait_for_connection_details(conn, info)
         return CreateResult(info.uuid, _outputs(props, info))
 
+    @adapter
     def read(self, _id: str, props: dict[str, Any]) -> ReadResult:
         from tdx_provider import domain
         from tdx_provider.connection import connect
@@ -129,6 +135,7 @@ class TrustDomainProvider(ResourceProvider):
             return ReadResult(None, {})
         return ReadResult(info.uuid, _outputs(props, info))
 
+    @adapter
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from tdx_provider import domain
         from tdx_provider.connection import connect
@@ -146,6 +153,7 @@ class TrustDomainProvider(ResourceProvider):
             info = _wait_for_connection_details(conn, info)
         return UpdateResult(_outputs(news, info))
 
+    @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         import pulumi
 

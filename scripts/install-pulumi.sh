@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Put a working Pulumi CLI and its Python plugins into a bin dir (default: .venv/bin).
+#
+# Usage: scripts/install-pulumi.sh [BIN_DIR]
+#
+# Result in BIN_DIR: pulumi, pulumi-language-python, pulumi-language-python-exec,
+# pulumi-resource-pulumi-python.
+#
+# 1. If a pulumi is already on PATH (and it is not ours), link it and the plugins beside it.
+# 2. Otherwise build from the Go module proxy (the only registry we can reach for Pulumi),
+#    once per machine, into ${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx/pulumi-<version>/,
+#    and link BIN_DIR to that cache. A second run only checks links: no network, no build.
+#
+# Idempotent: links that are already right are left alone.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN_DIR="${1:-$REPO_ROOT/.venv/bin}"
+
+PULUMI_VERSION="${PULUMI_VERSION:-v3.274.1}"
+# The Python language host. Since v3.69 it is a nested, untagged module
+# (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3), pinned by the
+# pseudo-version of a release commit. Our Go proxy serves no version of that module (403 for
+# every release tried, see README "Platform notes"), so by default we build the host from the
+# last sdk/v3 release that still contained it as a package. It speaks the same language-host
+# gRPC protocol; it ignores Pulumi.yaml's `virtualenv` option, which is why scripts/env.sh
+# sets PULUMI_PYTHON_CMD. Set PULUMI_LANGHOST_VERSION to a served pseudo-version to build
+# the same-release host instead.
+LANGHOST_NESTED_MODULE="github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
+LANGHOST_VERSION="${PULUMI_LANGHOST_VERSION:-}"
+LANGHOST_LEGACY_SDK="v3.68.0"
+
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx/pulumi-${PULUMI_VERSION}-langhost-${LANGHOST_VERSION:-sdk-$LANGHOST_LEGACY_SDK}"
+NAMES=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
+
+log() { printf 'install-pulumi: %s\n' "$*" >&2; }
+
+mkdir -p "$BIN_DIR"
+BIN_DIR="$(cd "$BIN_DIR" && pwd -P)"
+
+# Make "$BIN_DIR/$name" a symlink to $target, touching nothing when it already is.
+link() {
+    local target="$1" name="$2"
+    if [ "$(readlink "$BIN_DIR/$name" 2>/dev/null || true)" != "$target" ]; then
+        ln -sfn "$target" "$BIN_DIR/$name"
+        log "linked $BIN_DIR/$name -> $target"
+    fi
+}
+
+# --- 1. Reuse a pulumi that is already installed -------------------------------
+if existing="$(command -v pulumi 2>/dev/null)"; then
+    existing_dir="$(cd "$(dirname "$existing")" && pwd -P)"
+    # Our own bin dir on PATH does not count: it may hold stale or broken links.
+    if [ "$existing_dir" != "$BIN_DIR" ]; then
+        for name in "${NAMES[@]}"; do
+            if [ -x "$existing_dir/$name" ]; then
+                link "$existing_dir/$name" "$name"
+            fi
+        done
+        exit 0
+    fi
+fi
+
+# --- 2. Cached build --------------------------------------------------------------
+build() {
+    local go
+    go="$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)"
+    [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
+
+    # Globals, not locals: the EXIT trap below runs after the function is gone.
+    src="$CACHE_DIR/src"
+    stage="$CACHE_DIR/bin.tmp"
+    rm -rf "$src" "$stage"
+    mkdir -p "$src/cli" "$src/langhost" "$stage"
+    # A failed build leaves nothing behind that could look like a result.
+    trap 'rm -rf "$src" "$stage"' EXIT
+    export GOFLAGS="-mod=mod" GOTOOLCHAIN=local
+
+    # Only the main module's replace lines apply, so pulumi's own clipboard fork is
+    # repeated here, and its local-path replaces become pinned versions.
+    wrapper_module "$src/cli" "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" \
+        "github.com/pulumi/pulumi/pkg/v3 $PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3 $PULUMI_VERSION"
+    local langhost_pkg
+    if [ -n "$LANGHOST_VERSION" ]; then
+        langhost_pkg="$LANGHOST_NESTED_MODULE"
+        wrapper_module "$src/langhost" "$langhost_pkg" "$LANGHOST_NESTED_MODULE $LANGHOST_VERSION"
+    else
+        langhost_pkg="github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python"
+        wrapper_module "$src/langhost" "$langhost_pkg" "github.com/pulumi/pulumi/sdk/v3 $LANGHOST_LEGACY_SDK"
+    fi
+
+    # Without -X the binaries report an empty version, which breaks plugin checks.
+    local ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
+    log "building pulumi $PULUMI_VERSION (several minutes on 2 cores, once per machine)"
+    (cd "$src/langhost" && "$go" mod tidy && \
+        "$go" build -trimpath -ldflags "$ldflags" -o "$stage/pulumi-language-python" "$langhost_pkg")
+    (cd "$src/cli" && "$go" mod tidy && \
+        "$go" build -trimpath -ldflags "$ldflags" -o "$stage/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+    # The two shims ship as plain files in sdk/v3 of the CLI's release; the module cache is
+    # read-only, so copy them out.
+    local sdk_dir
+    sdk_dir="$(cd "$src/cli" && "$go" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+    cp "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$stage/"
+    cp "$sdk_dir/python/cmd/pulumi-language-python-exec" "$stage/"
+    chmod 755 "$stage"/*
+    # Swap in whole so an interrupted build never looks complete.
+    rm -rf "$CACHE_DIR/bin"
+    mv "$stage" "$CACHE_DIR/bin"
+    rm -rf "$src"
+}
+
+# wrapper_module DIR MAIN_PACKAGE "module version"...: a go.mod + tools.go that pins them.
+wrapper_module() {
+    local dir="$1" main="$2"
+    shift 2
+    {
+        printf 'module pulumi-tdx.local/build\n\ngo 1.26\n\nrequire (\n'
+        printf '\t%s\n' "$@"
+        printf ')\n\nreplace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e\n'
+    } >"$dir/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$main" >"$dir/tools.go"
+}
+
+complete=1
+for name in "${NAMES[@]}"; do
+    [ -x "$CACHE_DIR/bin/$name" ] || complete=0
+done
+if [ "$complete" = 0 ]; then
+    build
+fi
+
+# Links, not copies: the language host finds pulumi-language-python-exec beside its
+# resolved path, which is the cache dir where all four files live together.
+for name in "${NAMES[@]}"; do
+    link "$CACHE_DIR/bin/$name" "$name"
+done

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests own the name prefixes below and clear stale objects of them first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from tdx_provider.connection import connect
+from tests.support.cleanup import remove_prefixed
+from tests.support.guest import TestGuest, test_guest
+
+LIBVIRT_PREFIX = "ptdx-lt-"
+SCRATCH_ROOT = Path("/var/tmp/pulumi-tdx-tests")
+
+
+@pytest.fixture(scope="session")
+def guest() -> TestGuest:
+    return test_guest()
+
+
+@pytest.fixture(scope="session")
+def qemu_uri() -> Iterator[str]:
+    uri = "qemu:///system"
+    with connect(uri) as conn:
+        remove_prefixed(conn, LIBVIRT_PREFIX)
+    yield uri
+    with connect(uri) as conn:
+        remove_prefixed(conn, LIBVIRT_PREFIX)
+
+
+@pytest.fixture
+def qemu_conn(qemu_uri: str) -> Iterator[libvirt.virConnect]:
+    with connect(qemu_uri) as conn:
+        yield conn
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique name under the libvirt-tier prefix."""
+    return f"{LIBVIRT_PREFIX}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def scratch_dir(unique: str) -> Iterator[Path]:
+    """A directory QEMU (running as root) can read, removed afterwards."""
+    import shutil
+
+    path = SCRATCH_ROOT / unique
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
