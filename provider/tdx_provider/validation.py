@@ -61,7 +61,7 @@ def absolute_path(field: str, value: object, *, must_exist: bool = True, directo
 
 def uri(field: str, value: object) -> str:
     """A libvirt connection URI with a scheme we support."""
-    if not isinstance(value, str) or "://" not in value:
+    if not isinstance(value, str) or "://" not in value or not value.isprintable():
         raise InputError(field, f"{value!r} is not a libvirt URI such as 'qemu:///system'")
     try:
         scheme = urlsplit(value).scheme

@@ -109,6 +109,9 @@ def render(spec: DomainSpec, template: str | None = None) -> str:
     except jinja2.TemplateError as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
         raise InputError("template", f"does not render{where}: {exc}") from exc
+    except (UnicodeDecodeError, TypeError, ValueError, ArithmeticError) as exc:
+        # a user template is code: its runtime errors are still errors of the template
+        raise InputError("template", f"does not render: {type(exc).__name__}: {exc}") from exc
 
 
 @functools.cache
