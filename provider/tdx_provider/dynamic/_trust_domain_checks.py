@@ -166,10 +166,14 @@ def _check_host(checker: Checker, conn: Any, root: Path) -> None:
         checker.run("gpus", lambda: gpu.lookup_pci_devices(conn, addresses, "gpus"))
     if checker.known("network") and inputs.get("network"):
         try:
-            conn.networkLookupByName(inputs["network"])
+            network = conn.networkLookupByName(inputs["network"])
         except libvirt.libvirtError:
             checker.fail("network", f"libvirt network {inputs['network']!r} does not exist on "
                          f"{inputs['uri']} (define it, or set network to None)")
+        else:
+            if not network.isActive():
+                checker.fail("network", f"libvirt network {inputs['network']!r} is not active "
+                             f"(virsh net-start {inputs['network']}, or set network to None)")
 
 
 def _require_tdx(conn: Any, root: Path, uri: str) -> None:
