@@ -240,7 +240,8 @@ def _orphan_row(pool: str, name: str, entry: ledger.Entry, action: str,
             "reason": reason}
 
 
-def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool, dry_run: bool) -> list[Row]:
+def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
+                 dry_run: bool) -> list[Row]:
     """Remove (or, dry, name) the overlays in our ledger that no domain uses.
 
     Base images and volumes the ledger does not list are never candidates. An orphaned overlay
@@ -295,7 +296,8 @@ def cmd_pool_cleanup(args: argparse.Namespace) -> int:
         print(tables.to_json(rows))
         return EXIT_FAILED if failed else EXIT_OK
     if rows:
-        _emit(rows, CLEANUP_COLUMNS, False)
+        explained = any(row["reason"] for row in rows)
+        _emit(rows, [c for c in CLEANUP_COLUMNS if explained or c[0] != "reason"], False)
     where = f"pool {args.pool}" if args.pool else "all running pools"
     if args.dry_run:
         count = sum(row["action"] == "would remove" for row in rows)
@@ -326,6 +328,7 @@ class Doomed:
     name: str
     owner: Owner | None
     timeout: int
+    overlay: str | None = None
 
 
 def owner_matches(owner: Owner, pattern: str) -> bool:
@@ -339,7 +342,9 @@ def _doomed(dom: libvirt.virDomain, instance: domain.Instance | None,
     if timeout is None:
         own = instance.shutdown_timeout if instance else None
         timeout = own if own is not None else DEFAULT_SHUTDOWN_TIMEOUT
-    return Doomed(dom.name(), instance.owner if instance else None, timeout)
+    if instance is None:
+        return Doomed(dom.name(), None, timeout)
+    return Doomed(dom.name(), instance.owner, timeout, instance.overlay)
 
 
 def select_for_delete(conn: libvirt.virConnect, args: argparse.Namespace) -> tuple[
@@ -373,13 +378,19 @@ def teardown(uri: str, doomed: Doomed) -> Row:
                 "timeout": doomed.timeout, "result": "failed", "seconds": None, "error": None}
     try:
         with connect(uri) as conn:
+            dom = domain.lookup(conn, doomed.name)
+            was_running = dom is not None and bool(_probe(dom.isActive))
             result = domain.delete(conn, doomed.name, doomed.timeout)
     except (libvirt.libvirtError, TdxError) as exc:
         row["error"] = str(exc)
         return row
     row["seconds"] = round(result.seconds, 1)
-    row["result"] = ("gone" if not result.existed else "graceful" if result.graceful
-                     else "forced")
+    if not result.existed:
+        row["result"] = "gone"
+    elif not was_running:
+        row["result"] = "undefined"
+    else:
+        row["result"] = "graceful" if result.graceful else "forced"
     return row
 
 
@@ -390,6 +401,8 @@ def describe_teardown(row: Row) -> str:
     if row["result"] == "forced":
         return (f"{name}: no ACPI shutdown within {row['timeout']} s, forced off, undefined "
                 f"({row['seconds']:.1f} s)")
+    if row["result"] == "undefined":
+        return f"{name}: was not running, undefined"
     if row["result"] == "gone":
         return f"{name}: already gone"
     return f"{name}: FAILED: {row['error']}"
@@ -410,15 +423,17 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print("no domains of ours to delete" + (f" for owner {args.owner}" if args.owner else ""))
         return EXIT_OK
     if args.dry_run:
-        rows = [{"name": d.name, "owner": str(d.owner) if d.owner else None,
-                 "timeout": d.timeout, "result": "would delete"} for d in chosen]
-        _emit(rows, (("name", "NAME"), ("result", "RESULT"), ("timeout", "ACPI TIMEOUT"),
+        planned: list[Row] = [{"name": d.name, "owner": str(d.owner) if d.owner else None,
+                               "timeout": d.timeout, "result": "would delete"} for d in chosen]
+        _emit(planned, (("name", "NAME"), ("result", "RESULT"), ("timeout", "ACPI TIMEOUT"),
                      ("owner", "OWNER")), args.json)
         return EXIT_OK
     rows = _teardown_in_parallel(args.uri, chosen, announce=not args.json)
     rows.sort(key=lambda row: row["name"])
     if args.json:
         print(tables.to_json(rows))
+    elif any(doomed.overlay for doomed in chosen):
+        print(f"overlays stay in their pools; `{PROG} pool-cleanup` removes those no domain uses")
     return EXIT_FAILED if any(row["result"] == "failed" for row in rows) else EXIT_OK
 
 
