@@ -47,5 +47,7 @@ pulumi.export("state", td.state)
 pulumi.export("ssh_port", td.ssh_port)
 pulumi.export("cid", td.cid)
 pulumi.export("ip", td.ip)
-pulumi.export("ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} root@127.0.0.1" if port else None))
+pulumi.export(
+    "ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} root@127.0.0.1" if port else None)
+)
 pulumi.export("overlay", disk.path)

@@ -204,7 +204,9 @@ def _is_off(dom: libvirt.virDomain) -> bool:
         raise
 
 
-def stop(dom: libvirt.virDomain, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> Teardown:
+def stop(
+    dom: libvirt.virDomain, timeout: float, *, clock: Callable[[], float] = time.monotonic
+) -> Teardown:
     """ACPI shutdown, wait (polling the state) at most ``timeout`` s, then force off."""
     name = dom.name()
     start = clock()

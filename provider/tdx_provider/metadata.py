@@ -25,7 +25,7 @@ class Owner:
 
     @classmethod
     def parse(cls, text: str) -> Owner:
-        project, stack, resource = (text.split("/", 2) + ["", ""])[:3]
+        project, stack, resource = [*text.split("/", 2), "", ""][:3]
         return cls(project, stack, resource)
 
     def as_dict(self) -> dict[str, str]:

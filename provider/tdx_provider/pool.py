@@ -1,4 +1,5 @@
-"""libvirt ``dir`` storage pools: ensure (define, build, start, autostart, refresh), read, delete."""
+"""libvirt ``dir`` storage pools: ensure (define, build, start, autostart, refresh), read and
+delete."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def pool_xml(name: str, path: str) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def ensure(conn: libvirt.virConnect, name: str, path: str, autostart: bool) -> tuple[PoolInfo, bool]:
+def ensure(
+    conn: libvirt.virConnect, name: str, path: str, autostart: bool
+) -> tuple[PoolInfo, bool]:
     """Make pool ``name`` exist at ``path``, running. Returns (info, adopted).
 
     A pool with that name and path is adopted. Another pool on the same path, or a pool of that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 import libvirt
@@ -33,10 +34,8 @@ def upload(
             sent += len(chunk)
         stream.finish()
     except BaseException:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             stream.abort()
-        except libvirt.libvirtError:
-            pass
         raise
     return sent
 
@@ -56,8 +55,6 @@ def download(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> Iterable[b
             yield data
         stream.finish()
     except BaseException:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             stream.abort()
-        except libvirt.libvirtError:
-            pass
         raise

@@ -42,7 +42,9 @@ def name(field: str, value: object) -> str:
     return value
 
 
-def absolute_path(field: str, value: object, *, must_exist: bool = True, directory: bool = False) -> str:
+def absolute_path(
+    field: str, value: object, *, must_exist: bool = True, directory: bool = False
+) -> str:
     """An absolute local path; when ``must_exist``, it must exist (as a file or a directory)."""
     if not isinstance(value, str) or not value:
         raise InputError(field, "must be a non-empty absolute path")

@@ -44,13 +44,14 @@ def lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | N
 
 def info(pool_name: str, vol: libvirt.virStorageVol) -> VolumeInfo:
     doc = etree.fromstring(vol.XMLDesc(0))
+    fmt = doc.find("target/format")
     _type, capacity, allocation = vol.info()
     return VolumeInfo(
         name=vol.name(),
         pool=pool_name,
         path=vol.path(),
         key=vol.key(),
-        format=doc.find("target/format").get("type", "raw") if doc.find("target/format") is not None else "raw",
+        format=fmt.get("type", "raw") if fmt is not None else "raw",
         capacity=capacity,
         allocation=allocation,
         backing_path=doc.findtext("backingStore/path") or None,
@@ -134,7 +135,8 @@ def import_base(
             if src.header.backing_file:
                 raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
             capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
-            vol = pool.createXML(_volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE), 0)
+            xml = _volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
+            vol = pool.createXML(xml, 0)
             digest = hashlib.sha256()
             try:
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
@@ -234,7 +236,8 @@ def _by_path(conn: libvirt.virConnect, path: str, field: str) -> VolumeInfo:
     try:
         vol = conn.storageVolLookupByPath(path)
     except libvirt.libvirtError as exc:
-        raise InputError(field, f"no storage volume at {path!r}: {exc.get_error_message()}") from exc
+        reason = f"no storage volume at {path!r}: {exc.get_error_message()}"
+        raise InputError(field, reason) from exc
     return info(vol.storagePoolLookupByVolume().name(), vol)
 
 

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import libvirt
 import pytest
@@ -90,7 +89,7 @@ def wait_for_both(work_dir: Path) -> None:
 def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path) -> None:
     # preview explains, creates nothing
     plan = steps(stack.preview_json())
-    assert plan[f"td-a"] == "create" and plan["pool"] == "create"
+    assert plan["td-a"] == "create" and plan["pool"] == "create"
     assert libvirt_names(e2e_id) == {"domains": [], "pools": [], "volumes": []}
 
     # up: 1 pool, 1 base, 2 overlays, 2 guests that answer on their SSH ports
@@ -137,7 +136,8 @@ def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path)
     with connect("qemu:///system") as conn:
         dom = conn.lookupByName(f"{e2e_id}-td-a")
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        xml = xml.replace("<memory unit='KiB'>262144</memory>", "<memory unit='KiB'>393216</memory>")
+        xml = xml.replace("<memory unit='KiB'>262144</memory>",
+                          "<memory unit='KiB'>393216</memory>")
         xml = xml.replace("<currentMemory unit='KiB'>262144</currentMemory>",
                           "<currentMemory unit='KiB'>393216</currentMemory>")
         conn.defineXML(xml)

@@ -31,7 +31,9 @@ def _validate_format(field: str, value: Any) -> str:
     from tdx_provider.errors import InputError
 
     if value not in ("qcow2", "raw"):
-        raise InputError(field, f"must be 'qcow2' or 'raw' (got {value!r}), or omitted to detect it")
+        raise InputError(
+            field, f"must be 'qcow2' or 'raw' (got {value!r}), or omitted to detect it"
+        )
     return value
 
 

@@ -93,7 +93,8 @@ class TrustDomainProvider(ResourceProvider):
         # delete-before-replace when the name is fixed, when GPUs are attached (a GPU cannot
         # be held by two domains) and when the disk stays the same (QEMU locks the image:
         # two running guests cannot share one overlay).
-        same_disk = not is_unknown(news.get("overlay")) and olds.get("overlay") == news.get("overlay")
+        overlay = news.get("overlay")
+        same_disk = not is_unknown(overlay) and olds.get("overlay") == overlay
         dbr = not news.get("auto_named") or bool(news.get("gpus")) or same_disk
         stopped = olds.get("state") not in (None, "running")
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
@@ -194,7 +195,8 @@ def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:
         if not backing:
             break
         fmt_el = doc.find("backingStore/format")
-        layers.append(xml.BackingLayer(backing, fmt_el.get("type") if fmt_el is not None else "raw"))
+        fmt = fmt_el.get("type") if fmt_el is not None else "raw"
+        layers.append(xml.BackingLayer(backing, fmt))
         current = backing
     return tuple(layers)
 
