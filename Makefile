@@ -27,6 +27,7 @@ test-e2e:
 
 lint:
 	.venv/bin/ruff check provider sdk tests examples bench
+	.venv/bin/mypy --ignore-missing-imports provider/tdx_provider sdk/python/pulumi_tdx
 
 bench: setup
 	source scripts/env.sh && $(PY) bench/run.py

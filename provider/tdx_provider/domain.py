@@ -102,9 +102,9 @@ def state_of(dom: libvirt.virDomain) -> str:
 
 def info(dom: libvirt.virDomain, *, connection_details: bool = True) -> DomainInfo:
     config = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
-    memory_kib = int(config.findtext("memory") or 0)
-    unit = config.find("memory").get("unit", "KiB") if config.find("memory") is not None else "KiB"
-    memory_mib = _to_mib(memory_kib, unit)
+    memory = config.find("memory")
+    amount = int(memory.text or 0) if memory is not None else 0
+    memory_mib = _to_mib(amount, memory.get("unit", "KiB") if memory is not None else "KiB")
     active = dom.isActive()
     return DomainInfo(
         name=dom.name(),

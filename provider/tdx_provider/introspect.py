@@ -60,8 +60,9 @@ def ssh_port_from_usernet(text: str) -> int | None:
 
 def cid_from_xml(xml: str) -> int | None:
     """The vsock CID of a live domain XML (libvirt fills in the address when auto='yes')."""
-    address = etree.fromstring(xml.encode()).xpath("string(devices/vsock/cid/@address)")
-    return int(address) if address and address.isdigit() else None
+    cid = etree.fromstring(xml.encode()).find("devices/vsock/cid")
+    address = cid.get("address", "") if cid is not None else ""
+    return int(address) if address.isdecimal() else None
 
 
 def first_ipv4(interfaces: dict[str, Any]) -> str | None:

@@ -269,8 +269,8 @@ def domains_using(conn: libvirt.virConnect, path: str) -> list[libvirt.virDomain
     users = []
     for dom in conn.listAllDomains(0):
         doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        sources = doc.xpath("devices/disk/source/@file")
-        if any(os.path.normpath(s) == wanted for s in sources):
+        sources = [s.get("file", "") for s in doc.iterfind("devices/disk/source")]
+        if any(s and os.path.normpath(s) == wanted for s in sources):
             users.append(dom)
     return users
 

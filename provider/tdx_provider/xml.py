@@ -132,14 +132,14 @@ def parse(xml: str, field_name: str = "template") -> etree._Element:
 def check_launch_security(launch_security: etree._Element) -> None:
     """Structural check of ``<launchSecurity type='tdx'>`` (unknown to libvirt 9.0's schema)."""
     problems: list[str] = []
-    policy = launch_security.find("policy")
-    if policy is None or not (policy.text or "").strip():
+    policy = (launch_security.findtext("policy") or "").strip()
+    if not policy:
         problems.append("<policy> is missing")
     else:
         try:
-            int(policy.text.strip(), 0)
+            int(policy, 0)
         except ValueError:
-            problems.append(f"<policy> {policy.text!r} is not a number")
+            problems.append(f"<policy> {policy!r} is not a number")
     qgs_elements = launch_security.findall("quoteGenerationService")
     if len(qgs_elements) > 1:
         problems.append("more than one <quoteGenerationService>")

@@ -62,7 +62,7 @@ class Checker:
     def fail(self, key: str, reason: str) -> None:
         self.failures.append(CheckFailure(key, f"{key}: {reason}"))
 
-    def run(self, key: str, action: Callable[[], None]) -> None:
+    def run(self, key: str, action: Callable[[], object]) -> None:
         """Run a check that may raise InputError (e.g. one that asks libvirt)."""
         try:
             action()

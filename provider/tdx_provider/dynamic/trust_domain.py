@@ -195,7 +195,7 @@ def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:
         if not backing:
             break
         fmt_el = doc.find("backingStore/format")
-        fmt = fmt_el.get("type") if fmt_el is not None else "raw"
+        fmt = (fmt_el.get("type") if fmt_el is not None else None) or "raw"
         layers.append(xml.BackingLayer(backing, fmt))
         current = backing
     return tuple(layers)

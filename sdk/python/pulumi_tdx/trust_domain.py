@@ -125,7 +125,8 @@ class TrustDomain(pulumi.dynamic.Resource):
         args = TrustDomainArgs(
             overlay=overlay.path if isinstance(overlay, Overlay) else overlay,
             memory_mib=memory_mib, vcpus=vcpus, name=name, tdx=tdx, firmware=firmware,
-            kernel=kernel, initrd=initrd, cmdline=cmdline, gpus=list(gpus or []),
+            kernel=kernel, initrd=initrd, cmdline=cmdline,
+            gpus=gpus if gpus is not None else [],
             gpu_setup_command=gpu_setup_command, dma_entry_limit=dma_entry_limit,
             ssh_host_port=ssh_host_port, ssh_bind_address=ssh_bind_address, network=network,
             vsock=vsock, cid=cid,
