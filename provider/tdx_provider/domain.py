@@ -152,6 +152,9 @@ def create(
         if found is None or found.owner != owner:
             holder = f"owned by {found.owner}" if found else "not created by pulumi-tdx"
             raise ConflictError(f"a domain named {name!r} already exists ({holder})")
+        # ours, left by an interrupted run: redefine that same domain (libvirt refuses a
+        # definition of an existing name under another UUID)
+        xml = _with_uuid(xml, existing.UUIDString())
     try:
         dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
     except libvirt.libvirtError as exc:
@@ -169,6 +172,16 @@ def create(
             raise LibvirtOperationError(f"cannot start {name!r}: {exc}") from exc
         raise
     return info(dom)
+
+
+def _with_uuid(xml: str, uuid: str) -> str:
+    root = etree.fromstring(xml.encode())
+    element = root.find("uuid")
+    if element is None:
+        element = etree.Element("uuid")
+        root.insert(0, element)  # any position: the schema interleaves <uuid> and <name>
+    element.text = uuid
+    return etree.tostring(root, encoding="unicode")
 
 
 def _remove(dom: libvirt.virDomain) -> None:

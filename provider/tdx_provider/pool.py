@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from dataclasses import dataclass
 
 import libvirt
@@ -13,6 +14,7 @@ from lxml import etree
 from . import ledger
 from .connection import is_no_such, pool_lock
 from .errors import ConflictError, InUseError, LibvirtOperationError
+from .metadata import Owner
 
 _STATES = {
     libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
@@ -79,9 +81,21 @@ def find_by_path(conn: libvirt.virConnect, path: str) -> libvirt.virStoragePool 
     return None
 
 
-def pool_xml(name: str, path: str) -> str:
+# Pools cannot carry metadata; the UUID we give a pool we create is our mark on it.
+POOL_UUID_NAMESPACE = uuid.UUID("6f1d3c1e-5a2b-4f7e-9c1d-70756c756d69")
+
+
+def owned_uuid(name: str, owner: Owner) -> str:
+    """The UUID of pool ``name`` when ``owner`` creates it: the same on every run, so a rerun
+    after an interrupted create recognises the pool as its own (and not as someone else's)."""
+    return str(uuid.uuid5(POOL_UUID_NAMESPACE, f"{owner}/{name}"))
+
+
+def pool_xml(name: str, path: str, pool_uuid: str | None = None) -> str:
     root = etree.Element("pool", type="dir")
     etree.SubElement(root, "name").text = name
+    if pool_uuid is not None:
+        etree.SubElement(root, "uuid").text = pool_uuid
     target = etree.SubElement(root, "target")
     etree.SubElement(target, "path").text = path
     perms = etree.SubElement(target, "permissions")
@@ -90,12 +104,16 @@ def pool_xml(name: str, path: str) -> str:
 
 
 def ensure(
-    conn: libvirt.virConnect, name: str, path: str, autostart: bool
+    conn: libvirt.virConnect, name: str, path: str, autostart: bool,
+    owner: Owner | None = None,
 ) -> tuple[PoolInfo, bool]:
     """Make pool ``name`` exist at ``path``, running. Returns (info, adopted).
 
-    A pool with that name and path is adopted. Another pool on the same path, or a pool of that
-    name elsewhere, is a conflict that names it. On failure, what this call made is removed.
+    A pool with that name and path is adopted, unless it carries the UUID this call gives the
+    pools it creates for ``owner`` (see :func:`owned_uuid`): then an interrupted earlier run of
+    the same resource made it, and it is ours, not adopted. Another pool on the same path, or
+    a pool of that name elsewhere, is a conflict that names it. On failure, what this call
+    made is removed.
     """
     uri = conn.getURI()
     with pool_lock(uri, name):
@@ -108,14 +126,16 @@ def ensure(
                     "choose another name or path"
                 )
             _start(existing, autostart)
-            return info(existing), True
+            ours = owner is not None and existing.UUIDString() == owned_uuid(name, owner)
+            return info(existing), not ours
         other = find_by_path(conn, path)
         if other is not None:
             raise ConflictError(
                 f"path {path!r} is already the target of pool {other.name()!r} "
                 "(libvirt refuses two dir pools on one directory); use that pool or another path"
             )
-        pool = conn.storagePoolDefineXML(pool_xml(name, path), 0)
+        mark = owned_uuid(name, owner) if owner is not None else None
+        pool = conn.storagePoolDefineXML(pool_xml(name, path, mark), 0)
         try:
             pool.build(0)  # for a dir pool: mkdir -p with the pool's permissions
             _start(pool, autostart)

@@ -92,7 +92,8 @@ def _hash_volume(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> str:
     return digest.hexdigest()
 
 
-def _hash_source(source: str) -> str:
+def hash_source(source: str) -> str:
+    """SHA-256 of an image source, streamed."""
     digest = hashlib.sha256()
     with Source(source) as src:
         for chunk in src.chunks():
@@ -122,13 +123,19 @@ def import_base(
 
     The content is hashed while it streams; a given ``sha256`` is verified and a mismatch
     leaves nothing behind. An existing volume of that name is adopted only when our ledger
-    knows it and its content matches.
+    records it for ``owner`` and its content matches; an import of ours that never finished
+    (interrupted) is redone.
+
+    The ledger entry is written before the volume (without a digest until the content is
+    verified), so that whatever an interrupted run leaves is recognisably ours.
     """
     with pool_lock(conn.getURI(), pool_name):
         pool = pools.require(conn, pool_name)
         existing = lookup(pool, name)
-        if existing is not None:
+        if existing is not None and not _unfinished_import(pool, existing, owner):
             return _adopt_base(conn, pool, existing, source, owner, sha256)
+        if existing is not None:
+            _discard_unfinished(conn, existing)
         with Source(source) as src:
             if fmt is not None and fmt != src.header.format:
                 raise InputError("format", f"is {fmt!r} but {source!r} is {src.header.format}")
@@ -136,9 +143,10 @@ def import_base(
                 raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
             capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
             xml = _volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
-            vol = pool.createXML(xml, 0)
+            ledger.record(pool, name, ledger.Entry("base", str(owner)))  # no digest: unfinished
             digest = hashlib.sha256()
             try:
+                vol = pool.createXML(xml, 0)
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
                 actual = digest.hexdigest()
                 if sha256 is not None and actual != sha256:
@@ -150,6 +158,24 @@ def import_base(
                 _delete_quietly(pool, name)
                 raise
         return info(pool_name, vol), actual
+
+
+def _unfinished_import(
+    pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, owner: Owner
+) -> bool:
+    """True when ``owner``'s import of this base never finished (no verified digest)."""
+    entry = ledger.read(pool).get(vol.name())
+    return (entry is not None and entry.kind == "base" and entry.sha256 is None
+            and entry.owner == str(owner))
+
+
+def _discard_unfinished(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> None:
+    path = vol.path()
+    holders = volumes_backed_by(conn, path) + [d.name() for d in domains_using(conn, path)]
+    if holders:
+        raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
+                         f"{', '.join(holders)} use(s) it; delete those first")
+    vol.delete(0)
 
 
 def _adopt_base(
@@ -166,8 +192,13 @@ def _adopt_base(
             f"volume {vol.name()!r} already exists in pool {pool.name()!r} and was not created by "
             "pulumi-tdx; choose another name or remove it"
         )
+    if entry.owner != str(owner):
+        raise ConflictError(
+            f"volume {vol.name()!r} already exists in pool {pool.name()!r} (owned by "
+            f"{entry.owner}); choose another name or remove it"
+        )
     existing_sha = entry.sha256 or _hash_volume(conn, vol)
-    wanted = sha256 or _hash_source(source)
+    wanted = sha256 or hash_source(source)
     if existing_sha != wanted:
         raise ConflictError(
             f"volume {vol.name()!r} in pool {pool.name()!r} has sha256 {existing_sha}, but the "
@@ -197,9 +228,10 @@ def create_overlay(
         existing = lookup(pool, name)
         if existing is not None:
             return _adopt_overlay(pool, existing, base, owner, size)
-        vol = pool.createXML(_volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base), 0)
+        # recorded first: an overlay an interrupted run leaves is recognisably ours
+        ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
         try:
-            ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
+            vol = pool.createXML(_volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base), 0)
         except BaseException:
             _delete_quietly(pool, name)
             raise
@@ -268,7 +300,12 @@ def domains_using(conn: libvirt.virConnect, path: str) -> list[libvirt.virDomain
     wanted = os.path.normpath(path)
     users = []
     for dom in conn.listAllDomains(0):
-        doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        try:
+            doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if is_no_such(exc):  # undefined while we looked: it uses nothing now
+                continue
+            raise
         sources = [s.get("file", "") for s in doc.iterfind("devices/disk/source")]
         if any(s and os.path.normpath(s) == wanted for s in sources):
             users.append(dom)

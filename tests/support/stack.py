@@ -45,6 +45,9 @@ def pulumi_env(state_dir: Path) -> dict[str, str]:
         PULUMI_PYTHON_CMD=str(VENV / "bin" / "python"),
         PULUMI_HOME=str(state_dir / ".pulumi-home"),
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+        # The language host takes the editable `pulumi-tdx` install for a resource plugin
+        # (`pulumi-*` name) and tries to download "tdx" from GitHub: 5 attempts, ~2.5 s a command.
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
     )
     return env
 

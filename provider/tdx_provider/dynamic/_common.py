@@ -165,10 +165,14 @@ def adapter(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any) -> Any:
+        import libvirt  # at call time: the SDK imports this module and knows nothing of libvirt
+
         args = tuple(whole_numbers(a) if isinstance(a, dict) else a for a in args)
         try:
             return method(self, *args)
         except TdxError as exc:
             raise ProviderError(str(exc)) from None
+        except libvirt.libvirtError as exc:  # e.g. libvirtd went away in the middle of a call
+            raise ProviderError(f"{method.__name__}: libvirt: {exc}") from None
 
     return wrapper  # type: ignore[return-value]

@@ -37,6 +37,27 @@ def _validate_format(field: str, value: Any) -> str:
     return value
 
 
+def _probe_local_source(olds: dict[str, Any], checker: Checker) -> None:
+    """At preview, for a local source: its virtual size becomes ``capacity`` (so an Overlay of
+    this same update can be checked against it), and a pinned ``sha256`` is verified when an
+    import is about to happen (not on every later run: the volume was verified when made)."""
+    from tdx_provider import images, volume
+    from tdx_provider.errors import InputError
+
+    inputs = checker.inputs
+    with images.Source(inputs["source"]) as src:
+        inputs["capacity"] = (src.header.virtual_size if src.header.format == "qcow2"
+                              else src.size)
+    wanted = inputs.get("sha256")
+    will_import = (olds.get("source"), olds.get("sha256")) != (inputs["source"], wanted)
+    if wanted is None or not checker.known("sha256") or not will_import:
+        return
+    actual = volume.hash_source(inputs["source"])
+    if actual != wanted:
+        raise InputError("sha256", f"{inputs['source']!r} has sha256 {actual}, expected "
+                         f"{wanted}; pin the digest of the image you mean, or fix the source")
+
+
 class BaseImageProvider(ResourceProvider):
     @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -51,6 +72,8 @@ class BaseImageProvider(ResourceProvider):
         checker.field("source", images.validate_source)
         checker.field("sha256", validation.sha256_hex, optional=True)
         checker.field("format", _validate_format, optional=True)
+        if checker.known("source") and images.local_path(checker.inputs["source"]) is not None:
+            checker.run("source", lambda: _probe_local_source(olds, checker))
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter

@@ -49,7 +49,7 @@ class OverlayProvider(ResourceProvider):
         checker.field(
             "capacity", lambda f, v: validation.integer(f, v, minimum=1), optional=True
         )
-        if checker.known("uri", "base_image", "capacity") and checker.inputs.get("capacity"):
+        if checker.known("uri", "capacity") and checker.inputs.get("capacity"):
             checker.run("capacity", lambda: _check_capacity(checker.inputs))
         return CheckResult(checker.inputs, checker.failures)
 
@@ -111,18 +111,24 @@ class OverlayProvider(ResourceProvider):
 
 
 def _check_capacity(inputs: dict[str, Any]) -> None:
-    """At preview: an overlay may not be smaller than its base image."""
+    """At preview: an overlay may not be smaller than its base image. The base's size comes
+    from the BaseImage (known at preview when its source is local, even before it exists) or
+    from libvirt (a base given by path)."""
     import libvirt
 
     from tdx_provider.connection import connect
     from tdx_provider.errors import InputError
 
-    with connect(inputs["uri"]) as conn:
-        try:
-            base = conn.storageVolLookupByPath(inputs["base_image"])
-        except libvirt.libvirtError:
-            return  # the base image is created in this same update
-        base_capacity = base.info()[1]
+    base_capacity = inputs.get("base_capacity")
+    if is_unknown(base_capacity) or not isinstance(base_capacity, int):
+        if is_unknown(inputs.get("base_image")):
+            return  # made in this same update from a source we cannot size at preview
+        with connect(inputs["uri"]) as conn:
+            try:
+                base = conn.storageVolLookupByPath(inputs["base_image"])
+            except libvirt.libvirtError:
+                return  # the base image is created in this same update
+            base_capacity = base.info()[1]
     if inputs["capacity"] < base_capacity:
         raise InputError(
             "capacity",

@@ -13,7 +13,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ._common import Checker, adapter, diff
+from ._common import Checker, adapter, diff, owner_of
 
 REPLACE_KEYS = ("name", "path", "uri")
 UPDATE_KEYS = ("autostart",)
@@ -61,7 +61,9 @@ class PoolProvider(ResourceProvider):
         from tdx_provider.connection import connect
 
         with connect(props["uri"]) as conn:
-            info, adopted = pool.ensure(conn, props["name"], props["path"], props["autostart"])
+            owner = owner_of(props) if props.get("owner") else None
+            info, adopted = pool.ensure(conn, props["name"], props["path"], props["autostart"],
+                                        owner=owner)
         return CreateResult(info.name, _outputs(props, info, adopted))
 
     @adapter

@@ -120,8 +120,13 @@ class TrustDomainProvider(ResourceProvider):
                                      setup_command=props.get("gpu_setup_command"),
                                      sysfs_root=host_root())
 
-            info = domain.create(conn, props["name"], document, owner_of(props),
-                                 autostart=props["autostart"], before_start=prepare)
+            console_log = _new_local_file(props.get("console_log"), props["uri"])
+            try:
+                info = domain.create(conn, props["name"], document, owner_of(props),
+                                     autostart=props["autostart"], before_start=prepare)
+            except BaseException:
+                _remove_if_empty(console_log)  # made by this failed start, holds nothing
+                raise
             info = _wait_for_connection_details(conn, info)
         return CreateResult(info.uuid, _outputs(props, info))
 
@@ -166,6 +171,25 @@ class TrustDomainProvider(ResourceProvider):
         if result.existed:
             how = "stopped by ACPI" if result.graceful else "forced off (ACPI timed out)"
             pulumi.log.info(f"{result.name}: {how} after {result.seconds:.1f} s, undefined")
+
+
+def _new_local_file(path: str | None, uri: str) -> str | None:
+    """``path`` if it is on this machine and does not exist yet, else None."""
+    from tdx_provider.host import is_local_uri
+
+    if path is None or not is_local_uri(uri) or os.path.lexists(path):
+        return None
+    return path
+
+
+def _remove_if_empty(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 def _render(inputs: dict[str, Any]) -> None:

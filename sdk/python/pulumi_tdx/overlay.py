@@ -58,5 +58,8 @@ class Overlay(pulumi.dynamic.Resource):
             name=name, capacity=capacity, uri=uri,
         )
         props = {**vars(args), "owner": owner(resource_name), "path": None, "key": None,
-                 "backing_path": None}
+                 "backing_path": None,
+                 # known at preview for a local source, so a too-small capacity fails there
+                 "base_capacity": base_image.capacity if isinstance(base_image, BaseImage)
+                 else None}
         super().__init__(OverlayProvider(), resource_name, props, opts)

@@ -9,7 +9,7 @@ import pulumi.dynamic
 
 from tdx_provider.dynamic.pool import PoolProvider
 
-from ._util import DEFAULT_URI
+from ._util import DEFAULT_URI, owner
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Pool(pulumi.dynamic.Resource):
         args = PoolArgs(name=name, path=path, autostart=autostart, uri=uri)
         props = {
             **vars(args),
+            "owner": owner(resource_name),
             "uuid": None, "state": None, "capacity": None, "allocation": None,
             "available": None, "adopted": None,
         }
