@@ -7,7 +7,6 @@ powers off on ACPI, and (with IGNORE_ACPI_ARG) ignores ACPI so that only a force
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ import libvirt
 import libvirt_qemu
 import pytest
 
+from tdx_provider import introspect
 from tests.support import guest as tg
 
 pytestmark = pytest.mark.libvirt
@@ -33,22 +33,6 @@ ACPI_POWEROFF_TIMEOUT = 30.0
 # How long a guest that ignores ACPI must stay up after shutdown() to count as ignoring it.
 IGNORE_ACPI_WINDOW = 5.0
 POLL = 0.1
-
-
-def parse_usernet_ssh_port(info_usernet: str, guest_port: int = 22) -> int:
-    """Host port of the user-network forward to ``guest_port``, from HMP ``info usernet``.
-
-    The HMP output looks like::
-
-        Hub -1 (n0):
-          Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ
-          TCP[HOST_FORWARD]  13       127.0.0.1 33907       10.0.2.15    22     0     0
-    """
-    for line in info_usernet.splitlines():
-        fields = line.split()
-        if len(fields) >= 6 and fields[0] == "TCP[HOST_FORWARD]" and fields[5] == str(guest_port):
-            return int(fields[3])
-    raise ValueError(f"no TCP host forward to guest port {guest_port} in:\n{info_usernet}")
 
 
 def domain_xml(name: str, guest: tg.TestGuest, disk: Path, console: Path, cmdline: str) -> str:
@@ -196,38 +180,9 @@ def ssh_banner_port(dom: libvirt.virDomain) -> int:
     out = libvirt_qemu.qemuMonitorCommand(
         dom, "info usernet", libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
     )
-    return parse_usernet_ssh_port(out)
-
-
-def read_banner(port: int, timeout: float) -> str:
-    """Connect to the forwarded port and read one line. Slirp accepts on the host side even
-    before the guest listens (and then closes), so retry until a line arrives or time runs out."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                line = s.makefile("rb").readline()
-            if line:
-                return line.decode("ascii", errors="replace").rstrip("\r\n")
-            last = EOFError("connection closed before a banner")
-        except OSError as e:
-            last = e
-        time.sleep(POLL)
-    raise AssertionError(f"no banner on 127.0.0.1:{port} within {timeout} s: {last}")
-
-
-def test_parse_usernet_ssh_port() -> None:
-    out = (
-        "Hub -1 (n0):\r\n"
-        "  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n"
-        "  UDP[236 sec]       15       127.0.0.1 40000       10.0.2.15    22     0     0\r\n"
-        "  TCP[HOST_FORWARD]  14       127.0.0.1 41000       10.0.2.15    80     0     0\r\n"
-        "  TCP[HOST_FORWARD]  13       127.0.0.1 33907       10.0.2.15    22     0     0\r\n"
-    )
-    assert parse_usernet_ssh_port(out) == 33907
-    with pytest.raises(ValueError, match="no TCP host forward"):
-        parse_usernet_ssh_port("Hub -1 (n0):\n")
+    port = introspect.ssh_port_from_usernet(out)
+    assert port is not None, f"no TCP host forward to guest port 22 in:\n{out}"
+    return port
 
 
 def test_guest_boots_serves_ssh_banner_and_powers_off_on_acpi(
@@ -244,7 +199,7 @@ def test_guest_boots_serves_ssh_banner_and_powers_off_on_acpi(
     port = ssh_banner_port(g.dom)
     # Twice: the guest must keep serving connections, as a readiness probe may try several times.
     for _ in range(2):
-        assert read_banner(port, BANNER_TIMEOUT) == tg.SSH_BANNER
+        assert tg.read_banner(port, BANNER_TIMEOUT) == tg.SSH_BANNER
 
     t0 = time.monotonic()
     g.dom.shutdown()
