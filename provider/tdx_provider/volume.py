@@ -317,7 +317,11 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     wanted = os.path.normpath(path)
     holders = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        for vol in pool.listAllVolumes(0):
+        try:
+            volumes = pool.listAllVolumes(0)
+        except libvirt.libvirtError:  # stopped or removed while we looked: nothing to hold
+            continue
+        for vol in volumes:
             try:
                 backing = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
             except libvirt.libvirtError:  # removed while we looked: it backs nothing now

@@ -1,0 +1,242 @@
+"""``make bench``: measure pulumi-tdx against the libvirt floor and the Pulumi engine; write
+``bench/results/<date>.json`` and print Markdown tables. Benchmarks print figures; nothing here
+fails on a number.
+
+    bench/run.py                       # N = 1, 4, 8; 3 runs each; 1 GiB image import
+    bench/run.py --runs-for 8=1        # fewer runs for the largest stack
+    bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
+    bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, import
+    bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.observe import LifecycleRecorder, start_event_loop
+
+start_event_loop()  # before any libvirt connection, so lifecycle events are delivered
+
+from bench import common, image_import, lifecycle, report, stall  # noqa: E402
+from bench.direct import ProviderDriver, captured_provider_log  # noqa: E402
+from bench.floor import FloorDriver  # noqa: E402
+from bench.layout import Layout  # noqa: E402
+from bench.workload import run_workload  # noqa: E402
+
+SECTIONS = ("lifecycle", "engine", "direct", "stall", "import")
+NOTES = [
+    "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
+    "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
+    "pulumi up is timed with --skip-preview (the update alone); preview is a separate no-op "
+    "`pulumi preview --expect-no-changes` run after every guest reached userspace.",
+    "Boot is not part of any timed phase: the benchmark waits (untimed) until every console "
+    "shows the userspace marker before preview and teardown.",
+    "The floor is plain libvirt-python on one shared connection; 'ours' is the dynamic-provider "
+    "adapters (check + create, delete) called in-process with the SDK's props.",
+    "Other processes (e.g. test suites) may share the machine: see loadavg_at_start.",
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,4,8", help="comma-separated N (default 1,4,8)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per N (default 3)")
+    parser.add_argument("--runs-for", action="append", default=[], metavar="N=RUNS",
+                        help="override the runs for one N, e.g. 8=1 (repeatable)")
+    parser.add_argument("--image-mib", type=int, default=1024,
+                        help="guest data of the import image in MiB (default 1024)")
+    parser.add_argument("--import-runs", type=int, default=None,
+                        help="runs of the import benchmark (default: --runs)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections out of {', '.join(SECTIONS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: N = 1,2, one run, 64 MiB image")
+    parser.add_argument("--keep-image", action="store_true",
+                        help="keep the random import image in /var/tmp for the next run")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default bench/results/<YYYY-MM-DD>.json)")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="print the tables of a saved results file and exit")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.runs, args.image_mib = "1,2", 1, 64
+    args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.runs_by_size = {n: args.runs for n in args.size_list}
+    for item in args.runs_for:
+        n, _, runs = item.partition("=")
+        args.runs_by_size[int(n)] = int(runs)
+    args.sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = args.sections - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _direct_modes(n: int) -> list[tuple[str, type, int]]:
+    modes: list[tuple[str, type, int]] = [("floor-seq", FloorDriver, 1),
+                                          ("provider-seq", ProviderDriver, 1)]
+    if n > 1:  # with one guest, N threads is the sequential run
+        modes += [("floor-threads", FloorDriver, n), ("provider-threads", ProviderDriver, n)]
+    return modes
+
+
+def bench_size(n: int, runs: int, sections: set[str], guest: common.TestGuest,
+               events: LifecycleRecorder, workroot: Path) -> dict[str, Any]:
+    """All runs for one N, interleaved (run 1 of everything, then run 2...) so that a slow
+    spell on the machine does not land on one method only."""
+    size: dict[str, Any] = {"runs": runs, "pulumi": [], "engine_only": [], "direct": {},
+                            "errors": []}
+    stack_layout = Layout("stack", n)
+    stack = lifecycle.new_stack_project(workroot, stack_layout, guest) \
+        if "lifecycle" in sections else None
+    engine = lifecycle.new_engine_project(workroot, n) if "engine" in sections else None
+    try:
+        for run in range(1, runs + 1):
+            if stack is not None:
+                result = lifecycle.run_stack(stack, stack_layout, events)
+                size["pulumi"].append(result)
+                log(f"N={n} run {run}: pulumi up {result['up']['seconds']:.2f} s, preview "
+                    f"{result['preview']['seconds']:.2f} s, destroy "
+                    f"{result['destroy']['seconds']:.2f} s")
+            if engine is not None:
+                result = lifecycle.run_engine_only(engine)
+                size["engine_only"].append(result)
+                log(f"N={n} run {run}: engine-only up {result['up']['seconds']:.2f} s, "
+                    f"preview {result['preview']['seconds']:.2f} s, destroy "
+                    f"{result['destroy']['seconds']:.2f} s")
+            if "direct" in sections:
+                for key, driver_class, threads in _direct_modes(n):
+                    label = "floor" if driver_class is FloorDriver else "prov"
+                    driver = driver_class(Layout(label, n), guest)
+                    try:
+                        result = run_workload(driver, threads, events)
+                    except Exception as exc:  # keep going: a failure is a finding too
+                        size["errors"].append(f"{key} run {run}: {exc!r}")
+                        log(f"N={n} run {run}: {key} FAILED: {exc!r}")
+                        traceback.print_exc()
+                        continue
+                    size["direct"].setdefault(key, []).append(result)
+                    log(f"N={n} run {run}: {key:16} up {result['up']:.2f} s, "
+                        f"down {result['down']:.2f} s")
+    finally:
+        for project in (stack, engine):
+            if project is not None:
+                project.remove()
+    return size
+
+
+def finish(results: dict[str, Any], out: Path) -> None:
+    results["summary"] = report.summarise(results)
+    results["targets"] = report.targets(results, results["summary"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_json(results))
+
+
+INLINE_KEYS = frozenset({"peak_mib", "phases", "samples", "mib_per_s", "seconds", "teardown",
+                         "runs"})
+
+
+def to_json(results: dict[str, Any]) -> str:
+    """Indented JSON, but each small dict of figures on one line and the per-guest records as a
+    table (``{"columns": [...], "rows": [[...], ...]}``, one row a line), so that the file stays
+    small and diffs stay readable."""
+    inlined: list[str] = []
+
+    def token(value: Any) -> str:
+        inlined.append(json.dumps(value, separators=(", ", ": ")))
+        return f"@@inline-{len(inlined) - 1}@@"
+
+    def walk(obj: Any, key: str = "") -> Any:
+        if isinstance(obj, dict):
+            if key in INLINE_KEYS and all(not isinstance(v, dict) for v in obj.values()):
+                return token(obj)
+            return {k: walk(v, k) for k, v in obj.items()}
+        if isinstance(obj, list):
+            if key == "guests" and obj:
+                columns = list(obj[0])
+                return {"columns": token(columns),
+                        "rows": [token([g.get(c) for c in columns]) for g in obj]}
+            return [walk(v) for v in obj]
+        return obj
+
+    text = json.dumps(walk(results), indent=1)
+    for i, value in enumerate(inlined):
+        text = text.replace(f'"@@inline-{i}@@"', value, 1)
+    return text + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.render is not None:
+        print(report.render(json.loads(args.render.read_text())))
+        return 0
+    today = datetime.date.today().isoformat()
+    out = args.out or common.RESULTS_DIR / f"{today}.json"
+    guest = common.test_guest()
+    common.clear_libvirt()
+    common.BENCH_ROOT.mkdir(parents=True, exist_ok=True)
+    workroot = Path(tempfile.mkdtemp(prefix="pulumi-tdx-bench-"))
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "schema": 1,
+        "date": today,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": common.machine_info(),
+        "options": {"sizes": args.size_list, "runs": {str(k): v for k, v in
+                                                      args.runs_by_size.items()},
+                    "image_mib": args.image_mib, "sections": sorted(args.sections)},
+        "notes": NOTES,
+        "sizes": {},
+    }
+    log(f"machine: {results['machine']}")
+    events = LifecycleRecorder()
+    try:
+        with captured_provider_log():
+            for n in args.size_list:
+                results["sizes"][str(n)] = bench_size(n, args.runs_by_size[n], args.sections,
+                                                      guest, events, workroot)
+                finish(results, out)
+        if "stall" in args.sections:
+            log("volume delete while another domain shuts down")
+            results["stall"] = stall.run_stall(guest, events, args.runs)
+        if "import" in args.sections:
+            log(f"image import: {args.image_mib} MiB of random data")
+            results["import"] = image_import.run_import(
+                args.image_mib, args.import_runs or args.runs, workroot)
+            if not args.keep_image:
+                image_import.remove_image(args.image_mib)
+    finally:
+        events.close()
+        common.clear_libvirt()
+        shutil.rmtree(common.CONSOLE_DIR, ignore_errors=True)
+        shutil.rmtree(workroot, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only when empty (no kept import image)
+            common.BENCH_ROOT.rmdir()
+        results["duration_s"] = round(time.monotonic() - started, 1)
+        finish(results, out)
+    print()
+    print(report.render(results))
+    log(f"results: {out} ({results['duration_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
