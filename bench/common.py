@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # tests.support is not an installed package
@@ -165,3 +165,34 @@ def git_state() -> dict[str, Any]:
 
 def loadavg() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+class Poller:
+    """A daemon thread that calls ``tick()`` every ``interval`` seconds while the ``with``
+    block runs."""
+
+    interval: float = 0.01
+    thread_name: str = "poller"
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.tick()
+            if self._stop.wait(self.interval):
+                return
+
+    def tick(self) -> None:
+        raise NotImplementedError

@@ -9,8 +9,9 @@ machine (tests running alongside) are ignored.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
+
+from .common import Poller
 
 SAMPLE_EVERY = 0.05
 
@@ -59,29 +60,20 @@ def _status_kib(pid: int, key: str) -> int | None:
     return None
 
 
-class RssSampler:
+class RssSampler(Poller):
+    interval = SAMPLE_EVERY
+    thread_name = "rss-sampler"
+
     """Peak VmHWM (MiB) per role of the process tree under ``root``."""
 
     def __init__(self, root: int) -> None:
+        super().__init__()
         self.root = root
         self.peak_mib: dict[str, float] = {}
         self.pids: dict[str, set[int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(SAMPLE_EVERY):
-                return
+    def tick(self) -> None:
+        self.sample()
 
     def sample(self) -> None:
         for pid in _descendants(self.root):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import libvirt
 
-from .common import ACPI_MARKER, POWER_DOWN_MARKER, PREFIX, URI, USERSPACE_MARKER
+from .common import ACPI_MARKER, POWER_DOWN_MARKER, PREFIX, URI, USERSPACE_MARKER, Poller
 
 CONSOLE_POLL = 0.010
 MARKERS = {"userspace": USERSPACE_MARKER, "acpi_seen": ACPI_MARKER,
@@ -92,7 +92,10 @@ class LifecycleRecorder:
             self._conn.close()
 
 
-class ConsoleWatcher:
+class ConsoleWatcher(Poller):
+    interval = CONSOLE_POLL
+    thread_name = "console-watcher"
+
     """Polls console log files (10 ms) and records when each marker first shows up."""
 
     def __init__(self, files: dict[str, Path]) -> None:
@@ -101,22 +104,11 @@ class ConsoleWatcher:
         self._offsets = dict.fromkeys(files, 0)
         self._seen: dict[str, dict[str, float]] = {name: {} for name in files}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="console-watcher", daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> ConsoleWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, path in self._files.items():
-                self._poll(name, path)
-            self._stop.wait(CONSOLE_POLL)
+    def tick(self) -> None:
+        for name, path in self._files.items():
+            self._poll(name, path)
 
     def _poll(self, name: str, path: Path) -> None:
         stamp = time.monotonic()
