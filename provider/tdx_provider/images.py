@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from . import streams
 from .errors import InputError
 
 QCOW2_MAGIC = b"QFI\xfb"
 HEADER_BYTES = 512
-CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Source(contextlib.AbstractContextManager["Source"]):
 
     def chunks(self) -> Iterator[bytes]:
         yield self._head
-        while chunk := self._stream.read(CHUNK):
+        while chunk := self._stream.read(streams.CHUNK):
             yield chunk
 
     def __exit__(self, *exc: object) -> None:

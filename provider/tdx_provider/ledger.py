@@ -16,7 +16,6 @@ from lxml import etree
 
 from . import streams
 from .connection import is_no_such
-from .metadata import Owner
 
 LEDGER_VOLUME = "pulumi-tdx-ledger.json"
 Kind = Literal["base", "overlay"]
@@ -87,7 +86,3 @@ def forget(pool: libvirt.virStoragePool, name: str) -> None:
     entries = read(pool)
     if entries.pop(name, None) is not None:
         _write(pool, entries)
-
-
-def owner_of(entry: Entry | None) -> Owner | None:
-    return Owner.parse(entry.owner) if entry else None

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from lxml import etree
 
-from .errors import InputError, TdxError
+from .errors import InputError
 from .metadata import NAMESPACE, Owner
 from .validation import PciAddress
 
@@ -195,7 +195,3 @@ def render_and_validate(spec: DomainSpec, template: str | None = None) -> str:
 
 def to_string(element: etree._Element) -> str:
     return etree.tostring(element, encoding="unicode")
-
-
-class XmlError(TdxError):
-    """Live XML from libvirt did not have the shape we expected."""

@@ -14,8 +14,6 @@ from pulumi.runtime.rpc import UNKNOWN
 from tdx_provider.errors import InputError
 
 T = TypeVar("T")
-PROVIDER_KEY = "__provider"
-IGNORED_KEYS = frozenset({PROVIDER_KEY})
 
 
 def is_unknown(value: Any) -> bool:

@@ -24,7 +24,6 @@ REPLACE_KEYS = (
     "network", "vsock", "cid", "qgs", "domain_type", "template", "console_log",
 )
 OPTIONAL_KEYS = ("cid",)  # None: libvirt assigns one
-OUTPUT_KEYS = ("uuid", "state", "ssh_port", "ip")
 # Overrides the host root for TDX checks and GPU preparation (tests point it at a fixture tree).
 HOST_ROOT_ENV = "PULUMI_TDX_HOST_ROOT"
 PLACEHOLDER_OVERLAY = "/var/lib/libvirt/images/overlay-not-yet-created.qcow2"
