@@ -21,6 +21,7 @@ import pytest
 
 from tdx_provider import introspect
 from tests.support import guest as tg
+from tests.support.cleanup import remove_domain
 
 pytestmark = pytest.mark.libvirt
 
@@ -79,21 +80,6 @@ def domain_xml(name: str, guest: tg.TestGuest, disk: Path, console: Path, cmdlin
   </qemu:commandline>
 </domain>
 """
-
-
-def remove_domain(dom: libvirt.virDomain) -> None:
-    """Destroy (if running) and undefine; a domain that is already gone is fine."""
-    try:
-        if dom.isActive():
-            dom.destroy()
-    except libvirt.libvirtError as e:
-        if e.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
-            raise
-    try:
-        dom.undefine()
-    except libvirt.libvirtError as e:
-        if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-            raise
 
 
 @dataclass

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import libvirt
 
+from tests.support.cleanup import remove_all
+
 LIBVIRTD = shutil.which("libvirtd") or "/usr/sbin/libvirtd"
 BINDS = {
     "etc": "/etc/libvirt",
@@ -139,24 +141,7 @@ class PrivateLibvirtd:
         if self.process is None or self.process.poll() is not None:
             self.start()
         with contextlib.closing(libvirt.open(self.uri)) as conn:
-            for dom in conn.listAllDomains(0):
-                with contextlib.suppress(libvirt.libvirtError):
-                    if dom.isActive():
-                        dom.destroy()
-                with contextlib.suppress(libvirt.libvirtError):
-                    dom.undefine()
-            for pool in conn.listAllStoragePools(0):
-                with contextlib.suppress(libvirt.libvirtError):
-                    if not pool.isActive():
-                        pool.create(0)
-                    pool.refresh(0)
-                    for vol in pool.listAllVolumes(0):
-                        with contextlib.suppress(libvirt.libvirtError):
-                            vol.delete(0)
-                with contextlib.suppress(libvirt.libvirtError):
-                    pool.destroy()
-                with contextlib.suppress(libvirt.libvirtError):
-                    pool.undefine()
+            remove_all(conn)
         self.stop()
 
 
