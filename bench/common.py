@@ -24,6 +24,7 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # we handle errors 
 
 from tests.support import guest as test_guest_support  # noqa: E402
 from tests.support.cleanup import remove_prefixed  # noqa: E402
+from tests.support.stack import pulumi_env  # noqa: E402, F401 (re-exported)
 
 URI = "qemu:///system"
 PREFIX = "ptdx-bench-"

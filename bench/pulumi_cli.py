@@ -4,14 +4,13 @@ each command and sampling the memory of the processes it starts."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import REPO_ROOT, VENV
+from .common import REPO_ROOT, VENV, pulumi_env
 from .memory import RssSampler
 
 COMMAND_TIMEOUT = 900
@@ -45,16 +44,9 @@ class PulumiProject:
             f"    virtualenv: {VENV}\n    toolchain: pip\n"
         )
         (self.project_dir / "__main__.py").write_text(program)
-        self.env = dict(os.environ)
-        self.env.update(
-            PATH=f"{VENV / 'bin'}:{self.env.get('PATH', '')}",
-            PULUMI_BACKEND_URL=f"file://{self.state_dir}",
-            PULUMI_CONFIG_PASSPHRASE="",
-            PULUMI_SKIP_UPDATE_CHECK="true",
-            PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-            PULUMI_PYTHON_CMD=str(VENV / "bin" / "python"),
-            PULUMI_HOME=str(workdir.parent / ".pulumi-home"),
-        )
+        # The same environment as the e2e tests; the plugin home is shared across runs.
+        self.env = pulumi_env(self.state_dir)
+        self.env["PULUMI_HOME"] = str(workdir.parent / ".pulumi-home")
         self.env.update(extra_env or {})
         self.stack = stack
         self.run("stack", "init", stack, sample=False)

@@ -126,7 +126,7 @@ class Stack:
 
 def steps(plan: dict[str, Any]) -> dict[str, str]:
     """resource name -> operation ("same", "create", "replace", "update", ...) of a preview."""
-    result = {}
+    result: dict[str, str] = {}
     for step in plan.get("steps", []):
         urn = step.get("urn", "")
         name = urn.rsplit("::", 1)[-1]
