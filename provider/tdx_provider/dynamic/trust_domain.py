@@ -225,13 +225,18 @@ def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:
 
 
 def _wait_for_connection_details(conn: Any, info: Any) -> Any:
-    """QEMU sets up the SSH forward as it starts; give the monitor a moment (bounded)."""
+    """QEMU sets up the SSH forward as it starts; give the monitor a moment (bounded). Only the
+    forward is polled; the full read (XML, metadata, addresses) happens once at the end."""
     import time
 
-    from tdx_provider import domain
+    from tdx_provider import domain, introspect
 
+    if info.ssh_port is not None or info.state != "running":
+        return info
+    dom = domain.lookup(conn, info.name)
     deadline = time.monotonic() + 5.0
-    while info.ssh_port is None and info.state == "running" and time.monotonic() < deadline:
+    while dom is not None and time.monotonic() < deadline:
+        if introspect.live_ssh_port(dom) is not None:
+            break
         time.sleep(0.1)
-        info = domain.read(conn, info.name) or info
-    return info
+    return domain.read(conn, info.name) or info
