@@ -23,11 +23,13 @@ import libvirt  # noqa: E402
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # we handle errors ourselves
 
 from tests.support import guest as test_guest_support  # noqa: E402
-from tests.support.cleanup import remove_prefixed  # noqa: E402
+from tests.support.cleanup import remove_prefixed, remove_stale  # noqa: E402
+from tests.support.runs import run_prefix  # noqa: E402
 from tests.support.stack import pulumi_env  # noqa: E402, F401 (re-exported)
 
 URI = "qemu:///system"
-PREFIX = "ptdx-bench-"
+BASE_PREFIX = "ptdx-bench-"
+PREFIX = run_prefix(BASE_PREFIX)  # unique to this run: see tests/support/runs.py
 BENCH_ROOT = Path("/var/tmp/pulumi-tdx-bench")
 CONSOLE_DIR = BENCH_ROOT / "console"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -86,10 +88,12 @@ def pool_dir(pool_name: str) -> Path:
 
 
 def clear_libvirt(prefix: str = PREFIX) -> None:
-    """Destroy and remove every libvirt object whose name starts with ``prefix``."""
+    """Destroy and remove every libvirt object whose name starts with ``prefix``, and what
+    ended benchmark runs left behind."""
     conn = libvirt.open(URI)
     try:
         remove_prefixed(conn, prefix)
+        remove_stale(conn, BASE_PREFIX)
     finally:
         conn.close()
 

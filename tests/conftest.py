@@ -10,10 +10,13 @@ import libvirt
 import pytest
 
 from tdx_provider.connection import connect
-from tests.support.cleanup import remove_prefixed
+from tests.support.cleanup import remove_prefixed, remove_stale
 from tests.support.guest import TestGuest, test_guest
+from tests.support.runs import run_prefix
 
-LIBVIRT_PREFIX = "ptdx-lt-"
+LIBVIRT_BASE = "ptdx-lt-"
+# This run's objects: a prefix no other run on the host uses (tests/support/runs.py).
+LIBVIRT_PREFIX = run_prefix(LIBVIRT_BASE)
 SCRATCH_ROOT = Path("/var/tmp/pulumi-tdx-tests")
 
 
@@ -26,7 +29,7 @@ def guest() -> TestGuest:
 def qemu_uri() -> Iterator[str]:
     uri = "qemu:///system"
     with connect(uri) as conn:
-        remove_prefixed(conn, LIBVIRT_PREFIX)
+        remove_stale(conn, LIBVIRT_BASE)
     yield uri
     with connect(uri) as conn:
         remove_prefixed(conn, LIBVIRT_PREFIX)

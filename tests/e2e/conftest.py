@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from tdx_provider.connection import connect
-from tests.support.cleanup import remove_prefixed
+from tests.support.cleanup import remove_prefixed, remove_stale
+from tests.support.runs import run_prefix
 from tests.support.stack import Stack
 
-E2E_PREFIX = "ptdx-e2e-"
+E2E_BASE = "ptdx-e2e-"
+E2E_PREFIX = run_prefix(E2E_BASE)  # unique to this run (tests/support/runs.py)
 E2E_ROOT = Path("/var/tmp/pulumi-tdx-e2e")
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session", autouse=True)
 def _clear_stale_e2e_objects() -> Iterator[None]:
     with connect("qemu:///system") as conn:
-        remove_prefixed(conn, E2E_PREFIX)
+        remove_stale(conn, E2E_BASE)
     yield
     with connect("qemu:///system") as conn:
         remove_prefixed(conn, E2E_PREFIX)

@@ -22,11 +22,13 @@ import pytest
 from tdx_provider import introspect
 from tests.support import guest as tg
 from tests.support.cleanup import remove_domain
+from tests.support.runs import is_stale, run_prefix
 
 pytestmark = pytest.mark.libvirt
 
 URI = "qemu:///system"
-NAME_PREFIX = "ptdx-test-guest-"
+NAME_BASE = "ptdx-test-guest-"
+NAME_PREFIX = run_prefix(NAME_BASE)
 # The guest reaches userspace in ~4 s under TCG; generous because CI hosts run tests in parallel.
 BOOT_TIMEOUT = 90.0
 BANNER_TIMEOUT = 30.0
@@ -115,7 +117,7 @@ def conn() -> Iterator[libvirt.virConnect]:
     c = libvirt.open(URI)
     # Leftovers of an interrupted run would only waste memory and CPU: remove them.
     for dom in c.listAllDomains(0):
-        if dom.name().startswith(NAME_PREFIX):
+        if is_stale(dom.name(), NAME_BASE):
             remove_domain(dom)
     try:
         yield c

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
@@ -48,14 +49,28 @@ def remove_prefixed(conn: libvirt.virConnect, prefix: str) -> None:
 
     Volumes are removed from pools of that prefix only: tests never put volumes elsewhere.
     """
+    remove_matching(conn, lambda name: name.startswith(prefix))
+
+
+def remove_stale(conn: libvirt.virConnect, base: str) -> None:
+    """Remove what ended runs left under ``base`` (see :mod:`tests.support.runs`); objects of
+    runs that are still going are left alone."""
+    from tests.support.runs import is_stale
+
+    remove_matching(conn, lambda name: is_stale(name, base))
+
+
+def remove_matching(conn: libvirt.virConnect, matches: Callable[[str], bool]) -> None:
+    """Remove domains and pools (with their volumes) whose names match, and a pool's
+    directory when its own name matches too."""
     for dom in conn.listAllDomains(0):
-        if dom.name().startswith(prefix):
+        if matches(dom.name()):
             remove_domain(dom)
     for pool in conn.listAllStoragePools(0):
-        if not pool.name().startswith(prefix):
+        if not matches(pool.name()):
             continue
         path = remove_pool(pool)
-        if path and Path(path).name.startswith(prefix):
+        if path and matches(Path(path).name):
             shutil.rmtree(path, ignore_errors=True)
 
 
