@@ -259,6 +259,17 @@ def stall_table(stalled: dict[str, Any]) -> str:
     ], digits=3)
 
 
+def sigint_table(measured: dict[str, Any]) -> str:
+    m = measured["median"]
+    return _table(["no-op `pulumi preview` (median seconds)", "caller: SIGINT default",
+                   "caller ignores SIGINT"], [
+        ["`.venv/bin/pulumi` (resets SIGINT)", m["wrapper_interactive"],
+         m["wrapper_sigint_ignored"]],
+        ["the Pulumi CLI binary it runs", m["unwrapped_interactive"],
+         m["unwrapped_sigint_ignored"]],
+    ])
+
+
 def memory_table(summary: dict[str, Any]) -> str:
     rows = []
     for n, size in summary["sizes"].items():
@@ -294,6 +305,9 @@ def render(results: dict[str, Any]) -> str:
                   stall_table(results["stall"])]
     if results.get("import"):
         parts += ["### Image import", import_table(results["import"])]
+    if results.get("sigint"):
+        parts += ["### A caller that ignores SIGINT (docs/automation.md)",
+                  sigint_table(results["sigint"])]
     parts += [
         "### Peak RSS (VmHWM, MiB; max over runs)",
         memory_table(summary),

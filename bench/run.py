@@ -5,7 +5,8 @@ fails on a number.
     bench/run.py                       # N = 1, 4, 8; 3 runs each; 1 GiB image import
     bench/run.py --runs-for 8=1        # fewer runs for the largest stack
     bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
-    bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, import
+    bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, import,
+                                       # sigint
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
 """
 
@@ -30,13 +31,13 @@ from bench.observe import LifecycleRecorder, start_event_loop
 
 start_event_loop()  # before any libvirt connection, so lifecycle events are delivered
 
-from bench import common, image_import, lifecycle, report, stall  # noqa: E402
+from bench import common, image_import, lifecycle, report, sigint, stall  # noqa: E402
 from bench.direct import ProviderDriver, captured_provider_log  # noqa: E402
 from bench.floor import FloorDriver  # noqa: E402
 from bench.layout import Layout  # noqa: E402
 from bench.workload import run_workload  # noqa: E402
 
-SECTIONS = ("lifecycle", "engine", "direct", "stall", "import")
+SECTIONS = ("lifecycle", "engine", "direct", "stall", "import", "sigint")
 NOTES = [
     "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
     "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
@@ -217,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         if "stall" in args.sections:
             log("volume delete while another domain shuts down")
             results["stall"] = stall.run_stall(guest, events, args.runs)
+        if "sigint" in args.sections:
+            log("no-op preview from a caller that ignores SIGINT, and from one that does not")
+            results["sigint"] = sigint.run_sigint(workroot, args.runs)
         if "import" in args.sections:
             log(f"image import: {args.image_mib} MiB of random data")
             results["import"] = image_import.run_import(

@@ -3,10 +3,11 @@
 #
 # Usage: scripts/install-pulumi.sh [BIN_DIR]
 #
-# Result in BIN_DIR: pulumi, pulumi-language-python, pulumi-language-python-exec,
+# Result in BIN_DIR: pulumi (a wrapper that resets SIGINT, see wrap_cli), pulumi-language-python,
+# pulumi-language-python-exec,
 # pulumi-resource-pulumi-python.
 #
-# 1. If a pulumi is already on PATH (and it is not ours), link it and the plugins beside it.
+# 1. If a pulumi is already on PATH (and it is not ours), link the plugins beside it.
 # 2. Otherwise build from the Go module proxy (the only registry we can reach for Pulumi),
 #    once per machine, into ${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx/pulumi-<version>/,
 #    and link BIN_DIR to that cache. A second run only checks links: no network, no build.
@@ -47,16 +48,33 @@ link() {
     fi
 }
 
+# wrap_cli REAL_PULUMI: BIN_DIR/pulumi becomes a two-line script that runs the real CLI with
+# SIGINT at its default disposition. A caller that ignores SIGINT (a background job of a
+# non-interactive shell, nohup, some CI runners) passes SIG_IGN down to every plugin; the
+# Python language host then ignores the SIGINT the CLI sends when it closes its plugins, and
+# the CLI waits 5 s before killing it, on every command (docs/automation.md).
+wrap_cli() {
+    local real="$1" want
+    want="$(printf '#!/bin/sh\n# pulumi-tdx: the Pulumi CLI with SIGINT at its default disposition (docs/automation.md)\nexec /usr/bin/env --default-signal=INT %s "$@"\n' "$real")"
+    if [ -L "$BIN_DIR/pulumi" ] || [ "$(cat "$BIN_DIR/pulumi" 2>/dev/null)" != "$want" ]; then
+        rm -f "$BIN_DIR/pulumi"
+        printf '%s\n' "$want" >"$BIN_DIR/pulumi"
+        chmod 755 "$BIN_DIR/pulumi"
+        log "wrote $BIN_DIR/pulumi (runs $real with SIGINT at its default disposition)"
+    fi
+}
+
 # --- 1. Reuse a pulumi that is already installed -------------------------------
 if existing="$(command -v pulumi 2>/dev/null)"; then
     existing_dir="$(cd "$(dirname "$existing")" && pwd -P)"
     # Our own bin dir on PATH does not count: it may hold stale or broken links.
     if [ "$existing_dir" != "$BIN_DIR" ]; then
         for name in "${NAMES[@]}"; do
-            if [ -x "$existing_dir/$name" ]; then
+            if [ "$name" != pulumi ] && [ -x "$existing_dir/$name" ]; then
                 link "$existing_dir/$name" "$name"
             fi
         done
+        wrap_cli "$existing_dir/pulumi"
         exit 0
     fi
 fi
@@ -130,7 +148,9 @@ if [ "$complete" = 0 ]; then
 fi
 
 # Links, not copies: the language host finds pulumi-language-python-exec beside its
-# resolved path, which is the cache dir where all four files live together.
+# resolved path, which is the cache dir where all four files live together. `pulumi` itself
+# is the SIGINT wrapper below.
 for name in "${NAMES[@]}"; do
-    link "$CACHE_DIR/bin/$name" "$name"
+    [ "$name" = pulumi ] || link "$CACHE_DIR/bin/$name" "$name"
 done
+wrap_cli "$CACHE_DIR/bin/pulumi"

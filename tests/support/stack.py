@@ -34,6 +34,31 @@ class PulumiError(AssertionError):
     pass
 
 
+def real_pulumi_cli() -> Path:
+    """The binary behind ``.venv/bin/pulumi``, which is a wrapper that resets SIGINT
+    (scripts/install-pulumi.sh): the last-but-one word of its ``exec`` line."""
+    wrapper = (VENV / "bin" / "pulumi").read_text()
+    exec_line = next(line for line in wrapper.splitlines() if line.startswith("exec "))
+    return Path(exec_line.split()[-2])
+
+
+def timed_noop_preview(project_dir: Path, env: dict[str, str], pulumi: Path, *,
+                       ignore_sigint: bool) -> float:
+    """Seconds of a no-op ``pulumi preview`` run by a shell that first ignores SIGINT when
+    asked (``trap '' INT``: the disposition survives exec, as in a background job)."""
+    import time
+
+    trap = "trap '' INT; " if ignore_sigint else ""
+    script = f"{trap}exec {pulumi} preview --expect-no-changes --non-interactive --color never"
+    start = time.monotonic()
+    proc = subprocess.run(["bash", "-c", script], cwd=project_dir, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise PulumiError(f"no-op preview failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return elapsed
+
+
 def pulumi_env(state_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
