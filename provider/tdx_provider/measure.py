@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import os
 import struct
 import uuid
@@ -61,7 +62,7 @@ class SectionType(enum.IntEnum):
     TEMP_MEM = 3  # zeroed working memory; not in the image
 
 
-class PageOrder(str, enum.Enum):
+class PageOrder(enum.StrEnum):
     """How the PAGE.ADDs and MR.EXTENDs of one section interleave (see page_order_for_qemu)."""
 
     SINGLE_PASS = "single-pass"  # per page: PAGE.ADD, then its 16 MR.EXTENDs
@@ -199,7 +200,7 @@ def _section(index: int, fields: tuple[int, ...], image_size: int) -> Section:
 
 def _check_no_overlap(sections: tuple[Section, ...]) -> None:
     ordered = sorted(sections, key=lambda s: s.address)
-    for first, second in zip(ordered, ordered[1:], strict=False):
+    for first, second in itertools.pairwise(ordered):
         if second.address < first.end:
             raise MeasureError(
                 f"TDVF sections {first.index} and {second.index} overlap at GPA "

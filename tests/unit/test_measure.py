@@ -1,108 +1,25 @@
-"""MRTD replay on a TDVF image this test lays out byte by byte.
+"""MRTD replay on a TDVF image the test lays out byte by byte (tests/support/tdvf.py).
 
-The expectations are derived here, independently of tdx_provider.measure: the test writes out
-the exact byte stream the TDX module hashes (TDX module ABI spec: TDH.MEM.PAGE.ADD and
-TDH.MR.EXTEND) and takes one SHA-384 of it.
+The expectations are derived independently of tdx_provider.measure: tests/support/tdvf.py
+writes out the exact byte stream the TDX module hashes and takes one SHA-384 of it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from dataclasses import dataclass, field
+import re
 
 import pytest
 
 from tdx_provider import measure
 from tdx_provider.measure import MeasureError, PageOrder
-
-FOOTER_GUID = uuid.UUID("96b582de-1fb2-45f7-baea-a366c55a082d").bytes_le
-TDX_OFFSET_GUID = uuid.UUID("e47a6535-984a-4798-865e-4685a7bf8ec2").bytes_le
-OTHER_GUID = uuid.UUID("7255371f-3a3b-4b04-927b-1da6efa8d454").bytes_le  # SEV's, ignored
-IMAGE_SIZE = 64 * 1024
-BFV, CFV, TD_HOB, TEMP_MEM = 0, 1, 2, 3
-MR_EXTEND, PAGE_AUG = 1, 2
-
-
-def le(value: int, width: int) -> bytes:
-    return value.to_bytes(width, "little")
-
-
-@dataclass
-class Sec:
-    data_offset: int
-    raw_size: int
-    address: int
-    size: int
-    kind: int
-    attributes: int
-
-    def entry(self) -> bytes:
-        return (le(self.data_offset, 4) + le(self.raw_size, 4) + le(self.address, 8)
-                + le(self.size, 8) + le(self.kind, 4) + le(self.attributes, 4))
-
-
-@dataclass
-class Layout:
-    """A TDVF image: two firmware volumes with patterned content, a TD HOB and temp memory,
-    metadata at 0x8000, and OVMF's GUIDed table at the very end."""
-
-    sections: list[Sec] = field(default_factory=lambda: [
-        Sec(0x2000, 0x2000, 0xFFFF_E000, 0x2000, BFV, MR_EXTEND),  # code: 2 measured pages
-        Sec(0x1000, 0x1000, 0xFFFF_D000, 0x1000, CFV, 0),  # variables: added only
-        Sec(0, 0, 0x0080_9000, 0x2000, TD_HOB, 0),
-        Sec(0, 0, 0x0080_0000, 0x3000, TEMP_MEM, 0),
-    ])
-    metadata_at: int = 0x8000
-    signature: bytes = b"TDVF"
-    version: int = 1
-    length_delta: int = 0
-    include_tdx_entry: bool = True
-
-    def build(self) -> bytes:
-        image = bytearray(IMAGE_SIZE)
-        for offset in range(0x1000, 0x4000):  # content: every byte differs from its neighbours
-            image[offset] = (offset * 7 + offset // 251) & 0xFF
-        count = len(self.sections)
-        descriptor = (self.signature + le(16 + 32 * count + self.length_delta, 4)
-                      + le(self.version, 4) + le(count, 4))
-        metadata = descriptor + b"".join(s.entry() for s in self.sections)
-        image[self.metadata_at:self.metadata_at + len(metadata)] = metadata
-        entries = [b"\xAA" * 8 + le(8 + 18, 2) + OTHER_GUID]
-        if self.include_tdx_entry:
-            entries.append(le(IMAGE_SIZE - self.metadata_at, 4) + le(4 + 18, 2) + TDX_OFFSET_GUID)
-        table = b"".join(entries)
-        tail = table + le(len(table) + 18, 2) + FOOTER_GUID + b"\x90" * 32
-        image[IMAGE_SIZE - len(tail):] = tail
-        return bytes(image)
-
-
-def page_add(gpa: int) -> bytes:
-    return b"MEM.PAGE.ADD" + bytes(4) + le(gpa, 8) + bytes(104)
-
-
-def mr_extend(gpa: int, chunk: bytes) -> bytes:
-    assert len(chunk) == 256
-    return b"MR.EXTEND" + bytes(7) + le(gpa, 8) + bytes(104) + chunk
-
-
-def expected(image: bytes, sections: list[Sec], two_pass: bool) -> str:
-    stream = b""
-    for s in sections:
-        adds = [page_add(s.address + p * 4096) for p in range(s.size // 4096)]
-        extends = [
-            b"".join(mr_extend(s.address + p * 4096 + c,
-                               image[s.data_offset + p * 4096 + c:s.data_offset + p * 4096 + c
-                                     + 256])
-                     for c in range(0, 4096, 256))
-            if s.attributes & MR_EXTEND else b""
-            for p in range(s.size // 4096)
-        ]
-        if two_pass:
-            stream += b"".join(adds) + b"".join(extends)
-        else:
-            stream += b"".join(a + e for a, e in zip(adds, extends, strict=True))
-    return hashlib.sha384(stream).hexdigest()
+from tests.support.tdvf import (
+    IMAGE_SIZE,
+    MR_EXTEND,
+    PAGE_AUG,
+    Layout,
+    Sec,
+    expected,
+)
 
 
 def compute(image: bytes, order: PageOrder) -> str:
@@ -191,7 +108,7 @@ MALFORMED = {
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_images_raise_a_clear_error(case: str) -> None:
     make, message = MALFORMED[case]
-    with pytest.raises(MeasureError, match=message):
+    with pytest.raises(MeasureError, match=re.escape(message)):
         measure.parse_tdvf(make())
 
 
@@ -204,7 +121,7 @@ def test_an_image_without_a_td_hob_is_refused() -> None:
 
 def test_a_file_error_names_the_file(tmp_path: object) -> None:
     path = f"{tmp_path}/missing.fd"
-    with pytest.raises(MeasureError, match="missing.fd: cannot read"):
+    with pytest.raises(MeasureError, match=r"missing\.fd: cannot read"):
         measure.mrtd_of_file(path, PageOrder.SINGLE_PASS)
 
 
@@ -225,7 +142,7 @@ def test_qemu_versions_from_libvirt_and_from_text() -> None:
     assert measure.qemu_version_from_libvirt(8_002_002) == (8, 2, 2)
     assert measure.parse_qemu_version("8.2.2+ds-0ubuntu1") == (8, 2, 2)
     assert measure.parse_qemu_version("11.1") == (11, 1, 0)
-    with pytest.raises(MeasureError, match="MAJOR.MINOR"):
+    with pytest.raises(MeasureError, match=r"MAJOR\.MINOR"):
         measure.parse_qemu_version("latest")
     with pytest.raises(MeasureError, match="not one of"):
         measure.page_order("interleaved")
