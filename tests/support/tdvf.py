@@ -50,10 +50,12 @@ class Layout:
     version: int = 1
     length_delta: int = 0
     include_tdx_entry: bool = True
+    image_size: int = IMAGE_SIZE
+    content: tuple[int, int] = (0x1000, 0x4000)  # [start, end) of the patterned bytes
 
     def build(self) -> bytes:
-        image = bytearray(IMAGE_SIZE)
-        for offset in range(0x1000, 0x4000):  # content: every byte differs from its neighbours
+        image = bytearray(self.image_size)
+        for offset in range(*self.content):  # every byte differs from its neighbours
             image[offset] = (offset * 7 + offset // 251) & 0xFF
         count = len(self.sections)
         descriptor = (self.signature + le(16 + 32 * count + self.length_delta, 4)
@@ -62,10 +64,11 @@ class Layout:
         image[self.metadata_at:self.metadata_at + len(metadata)] = metadata
         entries = [b"\xAA" * 8 + le(8 + 18, 2) + OTHER_GUID]
         if self.include_tdx_entry:
-            entries.append(le(IMAGE_SIZE - self.metadata_at, 4) + le(4 + 18, 2) + TDX_OFFSET_GUID)
+            entries.append(le(self.image_size - self.metadata_at, 4) + le(4 + 18, 2)
+                           + TDX_OFFSET_GUID)
         table = b"".join(entries)
         tail = table + le(len(table) + 18, 2) + FOOTER_GUID + b"\x90" * 32
-        image[IMAGE_SIZE - len(tail):] = tail
+        image[self.image_size - len(tail):] = tail
         return bytes(image)
 
 
@@ -95,3 +98,18 @@ def expected(image: bytes, sections: list[Sec], two_pass: bool) -> str:
         else:
             stream += b"".join(a + e for a, e in zip(adds, extends, strict=True))
     return hashlib.sha384(stream).hexdigest()
+
+
+def four_mib_tdvf() -> Layout:
+    """A 4 MiB TDVF shaped like edk2's (Debian's OVMF.inteltdx.fd): a 3.5 MiB measured BFV
+    ending at 4 GiB, a 528 KiB CFV, temporary memory and a TD HOB."""
+    return Layout(
+        sections=[
+            Sec(0x84000, 0x37C000, 0xFFC8_4000, 0x37C000, BFV, MR_EXTEND),
+            Sec(0, 0x84000, 0xFFC0_0000, 0x84000, CFV, 0),
+            Sec(0, 0, 0x0081_0000, 0x10000, TEMP_MEM, 0),
+            Sec(0, 0, 0x0080_B000, 0x2000, TEMP_MEM, 0),
+            Sec(0, 0, 0x0080_9000, 0x2000, TD_HOB, 0),
+            Sec(0, 0, 0x0080_0000, 0x6000, TEMP_MEM, 0),
+        ],
+        metadata_at=0x3F_F000, image_size=4 << 20, content=(0x84000, 0x3F_0000))

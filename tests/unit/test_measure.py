@@ -19,6 +19,7 @@ from tests.support.tdvf import (
     Layout,
     Sec,
     expected,
+    four_mib_tdvf,
 )
 
 
@@ -46,6 +47,16 @@ def test_mrtd_is_the_sha384_of_the_replayed_adds_and_extends(order: PageOrder) -
     image = layout.build()
     assert compute(image, order) == expected(image, layout.sections,
                                              two_pass=order is PageOrder.TWO_PASS)
+
+
+def test_a_4_mib_tdvf_shaped_like_edk2s_replays_like_the_derivation() -> None:
+    layout = four_mib_tdvf()
+    image = layout.build()
+    tdvf = measure.parse_tdvf(image)
+    assert (len(tdvf.sections), tdvf.pages, tdvf.extended_pages) == (6, 1050, 892)
+    for order in PageOrder:
+        assert compute(image, order) == expected(image, layout.sections,
+                                                 two_pass=order is PageOrder.TWO_PASS)
 
 
 def test_the_two_page_orders_give_different_mrtds() -> None:
