@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class Result:
 
 def _existing_file(text: str) -> str:
     try:
-        return validation.absolute_path("file", text, must_exist=True)
+        return validation.absolute_path("file", os.path.abspath(text), must_exist=True)
     except InputError as exc:
         raise argparse.ArgumentTypeError(exc.reason) from exc
 

@@ -54,6 +54,16 @@ def test_text_output_names_the_order_and_where_it_came_from(
     assert lines["RTMRs"].startswith("not computed")
 
 
+def test_a_relative_firmware_path_is_taken_from_the_current_directory(
+        capsys: pytest.CaptureFixture[str], firmware: tuple[Path, Layout],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = firmware
+    monkeypatch.chdir(path.parent)
+    code, out, _ = run(capsys, "--firmware", path.name, "--qemu-version", "11.1", "--json")
+    assert code == 0
+    assert json.loads(out)["firmware"] == str(path)
+
+
 def test_page_add_order_overrides(capsys: pytest.CaptureFixture[str],
                                   firmware: tuple[Path, Layout]) -> None:
     path, layout = firmware
@@ -72,7 +82,7 @@ def test_an_image_without_tdx_metadata_fails_naming_the_file(
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["--firmware", "/does/not/exist"], ["--firmware", "relative.fd"],
+    [], ["--firmware", "/does/not/exist"], ["--firmware", "not/here.fd"],
 ])
 def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, _ = run(capsys, *argv)
