@@ -20,6 +20,7 @@ import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import TdxError
 
@@ -325,6 +326,19 @@ def read_image(path: str) -> bytes:
             return file.read()
     except OSError as exc:
         raise MeasureError(f"cannot read it: {exc.strerror or exc}") from exc
+
+
+def host_page_order(conn: Any, override: str | None = None) -> PageOrder:
+    """``override`` if given, else the order of the QEMU behind the libvirt connection."""
+    if override:
+        return page_order(override)
+    return page_order_for_qemu(qemu_version_from_libvirt(conn.getVersion()))
+
+
+def expected_mrtd(conn: Any, firmware: str, override: str | None = None) -> str:
+    """MRTD (lowercase hex) of a trust domain built from the local file ``firmware`` by the
+    QEMU behind ``conn`` (or in the ``override`` order)."""
+    return mrtd_of_file(firmware, host_page_order(conn, override))
 
 
 def mrtd_of_file(path: str, order: PageOrder) -> str:

@@ -207,11 +207,8 @@ def _mrtd(checker: Checker, conn: Any) -> Any:
     if (inputs.get("tdx") is not True or not _is_local(inputs.get("uri")) or conn is None
             or inputs.get("firmware") is None or not checker.known("firmware", "page_add_order")):
         return None
-    override = inputs.get("page_add_order")
     try:
-        order = (measure.page_order(override) if override else
-                 measure.page_order_for_qemu(measure.qemu_version_from_libvirt(conn.getVersion())))
-        return measure.mrtd_of_file(inputs["firmware"], order)
+        return measure.expected_mrtd(conn, inputs["firmware"], inputs.get("page_add_order"))
     except measure.MeasureError as exc:
         checker.fail("firmware", f"no trust domain can be measured from it: {exc}")
         return None
