@@ -14,6 +14,7 @@ import pytest
 
 from tdx_provider import measure
 from tdx_provider.measure import PageOrder, SectionType
+from tests.support.tdvf import Sec, expected
 
 ROOT_ENV = "PULUMI_TDX_UPSTREAM_ROOT"
 IMAGE = "usr/share/ovmf/OVMF.inteltdx.ms.fd"
@@ -64,3 +65,12 @@ def test_mrtd_is_deterministic_and_depends_on_the_page_order(image: bytes) -> No
     two = measure.mrtd(tdvf, PageOrder.TWO_PASS)
     assert len(single) == len(two) == 48
     assert single != two
+
+
+@pytest.mark.parametrize("order", list(PageOrder))
+def test_mrtd_matches_the_independent_derivation_over_its_own_metadata(
+        image: bytes, order: PageOrder) -> None:
+    tdvf = measure.parse_tdvf(image)
+    sections = [Sec(*entry) for entry in _metadata_as_written(image, tdvf.metadata_offset)]
+    assert measure.mrtd(tdvf, order).hex() == expected(image, sections,
+                                                      two_pass=order is PageOrder.TWO_PASS)
