@@ -6,7 +6,7 @@ fails on a number.
     bench/run.py --runs-for 8=1        # fewer runs for the largest stack
     bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
     bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, import,
-                                       # sigint
+                                       # sigint, measure (MRTD of a 4 MiB TDVF)
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
 """
 
@@ -32,12 +32,13 @@ from bench.observe import LifecycleRecorder, start_event_loop
 start_event_loop()  # before any libvirt connection, so lifecycle events are delivered
 
 from bench import common, image_import, lifecycle, report, sigint, stall  # noqa: E402
+from bench import measure as measure_bench  # noqa: E402
 from bench.direct import ProviderDriver, captured_provider_log  # noqa: E402
 from bench.floor import FloorDriver  # noqa: E402
 from bench.layout import Layout  # noqa: E402
 from bench.workload import run_workload  # noqa: E402
 
-SECTIONS = ("lifecycle", "engine", "direct", "stall", "import", "sigint")
+SECTIONS = ("lifecycle", "engine", "direct", "stall", "import", "sigint", "measure")
 NOTES = [
     "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
     "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.image_mib, args.import_runs or args.runs, workroot)
             if not args.keep_image:
                 image_import.remove_image(args.image_mib)
+        if "measure" in args.sections:
+            log("expected MRTD of a 4 MiB TDVF")
+            results["measure"] = measure_bench.run_measure(args.runs, workroot)
     finally:
         events.close()
         common.clear_libvirt()

@@ -9,7 +9,8 @@ implementation of each behaviour:
   :mod:`volume` (``domains_using``, ``volumes_backed_by``, ``delete``);
 - ``delete``: :func:`domain.delete` (ACPI, bounded wait, force, undefine), one connection per
   thread;
-- ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD.
+- ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD;
+- ``measure``: :mod:`measure_cmd` over :mod:`measure`, the MRTD the TD preview shows.
 
 Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
 """
@@ -28,14 +29,14 @@ from typing import Any, TypeVar
 import libvirt
 from lxml import etree
 
-from . import __version__, domain, host, introspect, ledger, tables, validation, volume
+from . import __version__, domain, host, introspect, ledger, measure_cmd, tables, validation, volume
 from . import pool as pools
 from .connection import DEFAULT_URI, connect
 from .errors import InputError, InUseError, TdxError
 from .metadata import Owner
 
 PROG = "tdxctl"
-COMMANDS = frozenset({"list", "pool-info", "pool-cleanup", "delete", "host-check"})
+COMMANDS = frozenset({"list", "pool-info", "pool-cleanup", "delete", "host-check", "measure"})
 VIRSH_COMMAND = "virsh"  # `tdxctl virsh list` reaches virsh's own commands that ours shadow
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NO_VIRSH = 127
@@ -609,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read /sys, /proc, /dev and /usr under DIR instead of / "
                             "(fixture trees, chroots)")
     check.set_defaults(handler=cmd_host_check)
+    measure_cmd.add_parser(commands, [uri, table])
     return parser
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.guest import TestGuest
 from tests.support.stack import REPO_ROOT, Stack, steps
+from tests.support.tdvf import Layout
 
 pytestmark = pytest.mark.e2e
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
@@ -34,9 +35,12 @@ def test_fleet_example_previews_one_domain_per_count(
 
 
 def gpu_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
-              guest: TestGuest, gpus: str, tdx: bool) -> Stack:
+              guest: TestGuest, gpus: str, tdx: bool, tdvf: bool = True) -> Stack:
     firmware = work_dir / "OVMF.fd"
-    shutil.copy(guest.kernel, firmware)  # any existing file: preview checks the path only
+    if tdvf:  # a TD's preview measures its firmware (MRTD): a TDVF laid out by the test
+        firmware.write_bytes(Layout().build())
+    else:
+        shutil.copy(guest.kernel, firmware)
     stack = make_stack(example("gpu"))
     stack.config({"uri": f"test://{FIXTURE_HOST}", "gpus": gpus, "tdx": str(tdx).lower(),
                   "baseImage": str(guest.base_image), "firmware": str(firmware),
@@ -70,3 +74,15 @@ def test_trust_domain_on_a_host_without_tdx_fails_at_preview_with_the_reasons(
     assert result.returncode != 0
     assert "tdx: this host cannot run TDX trust domains" in result.output
     assert "tdx=False" in result.output
+    assert "firmware:" not in result.output  # its MRTD was computed
+
+
+def test_a_trust_domain_whose_firmware_is_not_a_tdvf_fails_at_preview_naming_it(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    stack = gpu_stack(make_stack, e2e_id, work_dir, guest, "0000:3b:00.0", tdx=True,
+                      tdvf=False)
+    result = stack.preview(check=False)
+    assert result.returncode != 0
+    assert "firmware: no trust domain can be measured from it" in result.output
+    assert "no OVMF GUIDed table" in result.output

@@ -77,6 +77,14 @@ def _qgs(field: str, value: Any) -> dict[str, Any]:
     )
 
 
+def _page_add_order(field: str, value: Any) -> str:
+    from tdx_provider.measure import PAGE_ORDERS
+
+    if value not in PAGE_ORDERS:
+        raise InputError(field, f"must be one of {', '.join(PAGE_ORDERS)} (got {value!r})")
+    return str(value)
+
+
 def check_fields(checker: Checker) -> None:
     """Checks that need nothing but the values."""
     local = _is_local(checker.inputs.get("uri"))
@@ -106,6 +114,7 @@ def check_fields(checker: Checker) -> None:
     checker.field("shutdown_timeout",
                   lambda f, v: validation.integer(f, v, minimum=0, maximum=MAX_SHUTDOWN_TIMEOUT))
     checker.field("autostart", validation.boolean)
+    checker.field("page_add_order", _page_add_order, optional=True)
     inputs = checker.inputs
     if inputs.get("tdx") is True:
         if inputs.get("domain_type") == "qemu":
@@ -136,10 +145,12 @@ def _is_local(uri: Any) -> bool:
 def check_against_host(checker: Checker, root: Path) -> None:
     """Checks that ask libvirt: capacity, TDX readiness, GPUs, the network."""
     if not checker.known("uri"):
+        expected_mrtd(checker, None)
         return
     inputs = checker.inputs
     from tdx_provider.connection import connect
 
+    inputs["mrtd"] = None
     try:
         with connect(inputs["uri"]) as conn:
             _check_host(checker, conn, root)
@@ -174,6 +185,33 @@ def _check_host(checker: Checker, conn: Any, root: Path) -> None:
             if not network.isActive():
                 checker.fail("network", f"libvirt network {inputs['network']!r} is not active "
                              f"(virsh net-start {inputs['network']}, or set network to None)")
+    expected_mrtd(checker, conn)
+
+
+def expected_mrtd(checker: Checker, conn: Any) -> None:
+    """``mrtd``: the MRTD a trust domain built from this firmware by this host's QEMU will have
+    (lowercase hex). None for regular VMs, for remote hosts (their firmware is not ours to
+    read) and while the firmware is invalid; unknown while an input it needs is unknown."""
+    checker.inputs["mrtd"] = _mrtd(checker, conn)
+
+
+def _mrtd(checker: Checker, conn: Any) -> Any:
+    from pulumi.runtime.rpc import UNKNOWN
+
+    from tdx_provider import measure
+
+    inputs = checker.inputs
+    needed = ("tdx", "uri", "firmware", "page_add_order")
+    if any(is_unknown(inputs.get(key)) for key in needed):
+        return None if inputs.get("tdx") is False else UNKNOWN
+    if (inputs.get("tdx") is not True or not _is_local(inputs.get("uri")) or conn is None
+            or inputs.get("firmware") is None or not checker.known("firmware", "page_add_order")):
+        return None
+    try:
+        return measure.expected_mrtd(conn, inputs["firmware"], inputs.get("page_add_order"))
+    except measure.MeasureError as exc:
+        checker.fail("firmware", f"no trust domain can be measured from it: {exc}")
+        return None
 
 
 def _require_tdx(conn: Any, root: Path, uri: str) -> None:

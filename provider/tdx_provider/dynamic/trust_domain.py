@@ -17,7 +17,8 @@ from pulumi.dynamic import (
 
 from ._common import Checker, adapter, auto_name, diff, is_unknown, owner_of
 
-UPDATE_KEYS = ("autostart", "shutdown_timeout")
+# mrtd is computed by check (the expected measurement): a change is shown, nothing is rebuilt.
+UPDATE_KEYS = ("autostart", "shutdown_timeout", "mrtd", "page_add_order")
 REPLACE_KEYS = (
     "uri", "name", "overlay", "memory_mib", "vcpus", "tdx", "firmware", "kernel", "initrd",
     "cmdline", "gpus", "gpu_setup_command", "dma_entry_limit", "ssh_host_port", "ssh_bind_address",

@@ -69,6 +69,9 @@ class TrustDomainArgs:
     """Seconds delete waits for an ACPI shutdown before forcing the domain off."""
     autostart: pulumi.Input[bool] = False
     uri: pulumi.Input[str] = DEFAULT_URI
+    page_add_order: pulumi.Input[str] | None = None
+    """How the host's QEMU/KVM adds the firmware's pages, which ``mrtd`` depends on:
+    ``single-pass`` or ``two-pass``; None derives it from the host's QEMU version."""
 
 
 class TrustDomain(pulumi.dynamic.Resource):
@@ -91,6 +94,10 @@ class TrustDomain(pulumi.dynamic.Resource):
     """Guest IPv4 on the libvirt network (DHCP lease or ARP), None while unknown."""
     memory_mib: pulumi.Output[int]
     vcpus: pulumi.Output[int]
+    mrtd: pulumi.Output[str | None]
+    """The MRTD a quote of this trust domain will carry (SHA-384, lowercase hex), computed at
+    preview from the local firmware file; None for regular VMs and remote hosts. See
+    docs/attestation.md."""
 
     def __init__(
         self,
@@ -120,6 +127,7 @@ class TrustDomain(pulumi.dynamic.Resource):
         shutdown_timeout: pulumi.Input[int] = 60,
         autostart: pulumi.Input[bool] = False,
         uri: pulumi.Input[str] = DEFAULT_URI,
+        page_add_order: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         args = TrustDomainArgs(
@@ -133,7 +141,8 @@ class TrustDomain(pulumi.dynamic.Resource):
             qgs=qgs.to_dict() if isinstance(qgs, QuoteGenerationService) else qgs,  # type: ignore[arg-type]
             domain_type=domain_type, template=template, console_log=console_log,
             shutdown_timeout=shutdown_timeout, autostart=autostart, uri=uri,
+            page_add_order=page_add_order,
         )
         props = {**vars(args), "owner": owner(resource_name), "uuid": None, "state": None,
-                 "ssh_port": None, "ip": None}
+                 "ssh_port": None, "ip": None, "mrtd": None}
         super().__init__(TrustDomainProvider(), resource_name, props, opts)
