@@ -88,8 +88,10 @@ class TrustDomainProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         from ._trust_domain_checks import ATTESTATION_DEFAULTS
 
-        # a state from before the attestation inputs was rendered with their defaults
+        # a state from before the attestation inputs was rendered with their defaults (and
+        # inputs from an SDK that predates them mean the same)
         olds = {**ATTESTATION_DEFAULTS, **olds}
+        news = {**ATTESTATION_DEFAULTS, **news}
         # delete-before-replace when the name is fixed, when GPUs are attached (a GPU cannot
         # be held by two domains) and when the disk stays the same (QEMU locks the image:
         # two running guests cannot share one overlay).
