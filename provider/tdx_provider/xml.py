@@ -291,8 +291,8 @@ def validate(xml: str, field_name: str = "template", schema: Schema | None = Non
         return root
     if not relaxng.validate(candidate):
         errors = "; ".join(f"line {e.line}: {e.message}" for e in list(relaxng.error_log)[-3:])
-        raise InputError(field_name, f"renders XML that libvirt's domain schema "
-                         f"({schema.origin}) rejects: {errors}")
+        raise InputError(field_name, f"renders XML that libvirt's domain schema rejects "
+                         f"(schema: {schema.origin}): {errors}")
     return root
 
 
