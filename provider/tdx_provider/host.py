@@ -41,7 +41,7 @@ TDX_FIRMWARE_CANDIDATES = (
 )
 
 # The oldest builds we know to run TDX: Canonical's TDX PPA (libvirt 10.0, QEMU 8.2, patched);
-# upstream QEMU has TDX from 10.1 and upstream libvirt from 11.x. Informational only: the
+# upstream QEMU has TDX from 10.1 and upstream libvirt from 11.6. Informational only: the
 # domain-capabilities check is what decides.
 LIBVIRT_TDX_MINIMUM = (10, 0, 0)
 QEMU_TDX_MINIMUM = (8, 2, 0)
@@ -226,7 +226,7 @@ def check_libvirt_version(conn: libvirt.virConnect) -> Check:
     return Check(
         name, "fail",
         f"libvirt {shown} is older than any TDX-capable libvirt we know (Canonical's 10.0 with "
-        "TDX patches, upstream 11.x)",
+        "TDX patches, upstream 11.6)",
         required=False,
     )
 
@@ -366,7 +366,7 @@ def check_libvirt_tdx(conn: libvirt.virConnect) -> Check:
     return Check(
         name, "fail",
         f"libvirt {version} does not know <launchSecurity type='tdx'> (needs a TDX-enabled "
-        "libvirt, upstream >= 11.x or Canonical's)",
+        "libvirt, upstream >= 11.6 or Canonical's)",
     )
 
 
@@ -387,7 +387,9 @@ def check_tdx_loader(conn: libvirt.virConnect) -> Check:
 
 
 def check_qgs_form(conn: libvirt.virConnect) -> Check:
-    """Which quoteGenerationService form this libvirt parses (informational)."""
+    """Which quoteGenerationService form this libvirt parses (informational): upstream (>= 11.6)
+    takes ``path``; an older libvirt whose domain capabilities know TDX is Canonical's patched
+    build, which takes the vsock form; any other knows no TDX at all."""
     name = "qgs_form"
     try:
         version = conn.getLibVersion()
@@ -397,8 +399,15 @@ def check_qgs_form(conn: libvirt.virConnect) -> Check:
     if is_upstream_tdx(version):
         return Check(name, "pass", f"libvirt {shown} is upstream TDX: qgs takes 'path'",
                      required=False)
-    return Check(name, "pass", f"libvirt {shown} predates upstream TDX: qgs takes the vsock "
-                 "form (Canonical's patched libvirt)", required=False)
+    try:
+        known = read_domain_capabilities(conn).tdx_known
+    except LibvirtOperationError as exc:
+        return Check(name, "unknown", str(exc), required=False)
+    if known:
+        return Check(name, "pass", f"libvirt {shown} knows TDX before upstream did (Canonical's "
+                     "patched build): qgs takes vsock_cid/vsock_port", required=False)
+    return Check(name, "fail", f"libvirt {shown} knows no TDX: no quoteGenerationService form",
+                 required=False)
 
 
 def check_gpus(conn: libvirt.virConnect) -> Check:
