@@ -267,3 +267,16 @@ def test_render_of_bad_input_exits_non_zero_naming_the_property(
     assert done.returncode == 1
     assert f"render: {field}: " in done.stderr
     assert done.stdout == ""
+
+
+def test_host_check_on_the_upstream_host_names_the_reason_and_the_loader(upstream: Upstream
+                                                                        ) -> None:
+    done = subprocess.run([TDXCTL, "host-check", "--json", "--uri", upstream.uri],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    checks = {row["name"]: row for row in json.loads(done.stdout)}
+    assert checks["libvirt_tdx"]["status"] == "fail"
+    assert "<tdx supported='no'/>" in checks["libvirt_tdx"]["reason"]
+    assert checks["tdx_loader"]["status"] == "pass"
+    assert TDX_LOADER in checks["tdx_loader"]["reason"]
+    assert "takes 'path'" in checks["qgs_form"]["reason"]
