@@ -99,3 +99,16 @@ def test_inputs_that_are_not_json_are_refused(tmp_path: Path) -> None:
     done = render(tmp_path, "{not json")
     assert done.returncode == 1
     assert "is not JSON" in done.stderr
+
+
+def test_render_for_the_fixture_host_checks_and_renders_its_gpus(
+    tmp_path: Path, inputs: dict[str, Any],
+) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures/testhost.xml"
+    done = render(tmp_path, {**inputs, "uri": f"test://{fixture}", "gpus": ["3b:00.0"]})
+    assert done.returncode == 0, done.stderr
+    addresses = xml.validate(done.stdout).findall("devices/hostdev/source/address")
+    assert [(a.get("bus"), a.get("slot")) for a in addresses] == [("0x3b", "0x00")]
+    absent = render(tmp_path, {**inputs, "uri": f"test://{fixture}", "gpus": ["0000:99:00.0"]})
+    assert absent.returncode == 1
+    assert "render: gpus" in absent.stderr
