@@ -161,17 +161,13 @@ def socket_root(uri: str) -> Path | None:
     if not sockets:
         return None
     path = Path(sockets[-1])
-    for parent in path.parents:
-        if parent.name == "run" and parent.parent.name != "var":
-            root = parent.parent
-        elif parent.name == "run" and parent.parent.name == "var":
-            root = parent.parent.parent
-        else:
-            continue
-        if root != Path("/") and (root / "usr/share/libvirt/schemas/domain.rng").is_file():
-            return root
+    run = next((parent for parent in path.parents if parent.name == "run"), None)
+    if run is None:
         return None
-    return None
+    root = run.parent.parent if run.parent.name == "var" else run.parent
+    if root == Path("/") or not (root / SCHEMA_DIR.relative_to("/") / "domain.rng").is_file():
+        return None
+    return root
 
 
 def schema_for_uri(uri: str) -> Schema:
@@ -189,15 +185,16 @@ def schema_for_uri(uri: str) -> Schema:
 
     root = socket_root(uri)
     if root is not None:
-        directory = root / "usr/share/libvirt/schemas"
+        directory = root / SCHEMA_DIR.relative_to("/")
         return Schema(directory, schema_knows_tdx(directory), f"{directory} (the daemon's root)")
     if urlsplit(uri).netloc:
         return Schema(SCHEMA_DIR, False, f"{SCHEMA_DIR} (this machine's, standing in for the "
                       "remote host's; launchSecurity checked structurally)")
-    return Schema(SCHEMA_DIR, schema_knows_tdx(SCHEMA_DIR), str(SCHEMA_DIR))
+    return local_schema()
 
 
 def local_schema() -> Schema:
+    """This machine's installed schema."""
     return Schema(SCHEMA_DIR, schema_knows_tdx(SCHEMA_DIR), str(SCHEMA_DIR))
 
 
