@@ -58,7 +58,7 @@ def test_bad_measurements_fail_naming_the_field(field: str, given: object) -> No
 @pytest.mark.parametrize(
     ("inputs", "policy"),
     [({}, 0x10000000), ({"debug": True}, 0x10000001), ({"sept_ve_disable": False}, 0),
-     ({"tdx_policy": "0x40000000"}, 0x50000000),
+     ({"tdx_policy": "0x40000000"}, 0x50000000), ({"tdx_policy": 0x40000000}, 0x50000000),
      ({"debug": True, "sept_ve_disable": False, "tdx_policy": "0x8000000000000000"},
       0x8000000000000001)],
 )

@@ -135,7 +135,8 @@ def effective_policy(inputs: dict[str, Any]) -> int:
     """The TD attributes (libvirt ``<policy>``) for checked inputs."""
     from tdx_provider import xml
 
-    policy = int(inputs.get("tdx_policy") or "0", 0)
+    raw = inputs.get("tdx_policy")
+    policy = int(raw, 0) if isinstance(raw, str) else int(raw or 0)
     if inputs.get("debug", False):
         policy |= xml.POLICY_DEBUG
     if inputs.get("sept_ve_disable", True):
