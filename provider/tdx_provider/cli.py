@@ -11,6 +11,7 @@ implementation of each behaviour:
   thread;
 - ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD;
 - ``measure``: :mod:`measure_cmd` over :mod:`measure`, the MRTD the TD preview shows.
+- ``render``: :func:`render.render_inputs`, the preview checks and render of a TrustDomain.
 
 Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
 """
@@ -36,7 +37,8 @@ from .errors import InputError, InUseError, TdxError
 from .metadata import Owner
 
 PROG = "tdxctl"
-COMMANDS = frozenset({"list", "pool-info", "pool-cleanup", "delete", "host-check", "measure"})
+COMMANDS = frozenset({"list", "pool-info", "pool-cleanup", "delete", "host-check", "measure",
+                      "render"})
 VIRSH_COMMAND = "virsh"  # `tdxctl virsh list` reaches virsh's own commands that ours shadow
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NO_VIRSH = 127
@@ -486,6 +488,22 @@ def cmd_host_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.tdx_ready else EXIT_FAILED
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import render
+
+    uri = args.render_uri or (args.uri if args.uri != DEFAULT_URI else None)
+    try:
+        rendered = render.render_inputs(render.load_inputs(args.inputs), uri, args.root)
+    except render.RenderInputError as exc:
+        for failure in exc.failures:
+            _fail(f"render: {failure}")
+        return EXIT_FAILED
+    for warning in rendered.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(rendered.xml)
+    return EXIT_OK
+
+
 # --- virsh passthrough -----------------------------------------------------------------------
 
 
@@ -611,6 +629,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "(fixture trees, chroots)")
     check.set_defaults(handler=cmd_host_check)
     measure_cmd.add_parser(commands, [uri, table])
+
+    render = commands.add_parser(
+        "render", help="print the domain XML a TrustDomain with these inputs would define")
+    render.add_argument("inputs", type=Path, metavar="INPUTS.json",
+                        help="a JSON object of TrustDomain inputs (the SDK's keywords)")
+    render.add_argument("--uri", dest="render_uri", default=None,
+                        help="the host to render for (default: the inputs' uri, else "
+                             f"{DEFAULT_URI})")
+    render.add_argument("--root", type=_root, default=Path("/"), metavar="DIR",
+                        help="host root for the TDX readiness warnings (as host-check)")
+    render.set_defaults(handler=cmd_render)
     return parser
 
 

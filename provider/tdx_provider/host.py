@@ -21,7 +21,7 @@ import libvirt
 from lxml import etree
 
 from . import gpu
-from .errors import HostNotReadyError, LibvirtOperationError
+from .errors import HostNotReadyError, InputError, LibvirtOperationError
 
 Status = Literal["pass", "fail", "unknown"]
 
@@ -41,12 +41,19 @@ TDX_FIRMWARE_CANDIDATES = (
 )
 
 # The oldest builds we know to run TDX: Canonical's TDX PPA (libvirt 10.0, QEMU 8.2, patched);
-# upstream QEMU has TDX from 10.1 and upstream libvirt from 11.x. Informational only: the
+# upstream QEMU has TDX from 10.1 and upstream libvirt from 11.6. Informational only: the
 # domain-capabilities check is what decides.
 LIBVIRT_TDX_MINIMUM = (10, 0, 0)
 QEMU_TDX_MINIMUM = (8, 2, 0)
 
 REMOTE_REASON = "remote host: not inspected"
+
+# Upstream libvirt took <launchSecurity type='tdx'> with <quoteGenerationService path='...'/> in
+# 11.6.0 (2025-08). A libvirt older than that which knows TDX is a patched downstream build:
+# Canonical's (10.0 in its TDX PPA), whose QGS form is <SocketAddress type='vsock' .../>.
+UPSTREAM_TDX_SINCE = (11, 6, 0)
+# Our TD template is q35: its loader list is the one that matters (i440fx lists fewer).
+DOMCAPS_MACHINE = "q35"
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ def check_libvirt_version(conn: libvirt.virConnect) -> Check:
     return Check(
         name, "fail",
         f"libvirt {shown} is older than any TDX-capable libvirt we know (Canonical's 10.0 with "
-        "TDX patches, upstream 11.x)",
+        "TDX patches, upstream 11.6)",
         required=False,
     )
 
@@ -245,6 +252,75 @@ def check_qemu_version(conn: libvirt.virConnect) -> Check:
         "patches, upstream 10.1)",
         required=False,
     )
+
+
+@dataclass(frozen=True)
+class DomainCapabilities:
+    """What libvirt's KVM domain capabilities say about TDX and firmware."""
+
+    tdx_known: bool
+    tdx_supported: bool
+    loaders: tuple[str, ...]
+    evidence: str  # the elements that decided, as libvirt printed them
+
+    def tdx_firmware(self) -> str | None:
+        """The loader to use for a TD: an Intel TDX image first, then any TDX-named one."""
+        for wanted in ("inteltdx", "tdx"):
+            for loader in self.loaders:
+                if wanted in Path(loader).name.lower():
+                    return loader
+        return None
+
+
+def parse_domain_capabilities(xml: str) -> DomainCapabilities:
+    root = etree.fromstring(xml.encode())
+    known, supported = domcaps_tdx_support(xml)
+    loaders = tuple(v.text.strip() for v in root.findall("os/loader/value") if v.text)
+    shown = [_opening_tag(el) for el in (root.find("features/tdx"),
+                                         root.find("features/launchSecurity")) if el is not None]
+    return DomainCapabilities(known, supported, loaders, " ".join(shown) or "no <tdx> element")
+
+
+def _opening_tag(element: etree._Element) -> str:
+    attributes = "".join(f" {key!s}='{value!s}'" for key, value in element.attrib.items())
+    return f"<{element.tag}{attributes}/>"
+
+
+def read_domain_capabilities(conn: libvirt.virConnect) -> DomainCapabilities:
+    """KVM q35 domain capabilities of the host (works for remote hosts)."""
+    try:
+        xml = conn.getDomainCapabilities(None, "x86_64", DOMCAPS_MACHINE, "kvm")
+    except libvirt.libvirtError as exc:
+        raise LibvirtOperationError(
+            f"libvirt cannot report KVM domain capabilities: {exc}") from exc
+    return parse_domain_capabilities(xml)
+
+
+def is_upstream_tdx(libvirt_version: int) -> bool:
+    """True for libvirt >= 11.6.0, which has upstream TDX (QGS ``path=``)."""
+    return _version_tuple(libvirt_version) >= UPSTREAM_TDX_SINCE
+
+
+def check_qgs_dialect(qgs: dict[str, object], libvirt_version: int) -> None:
+    """Raise InputError("qgs") when the QGS form is not the one this libvirt parses.
+
+    Upstream libvirt (>= 11.6) takes only ``path``; its parser silently drops a vsock
+    ``<SocketAddress>``. An older libvirt that knows TDX is Canonical's patched build, which
+    takes only the vsock form; upstream's ``path`` attribute predates nothing it knows.
+    """
+    shown = _format_version(libvirt_version)
+    since = ".".join(str(part) for part in UPSTREAM_TDX_SINCE)
+    if "path" not in qgs and is_upstream_tdx(libvirt_version):
+        raise InputError(
+            "qgs", f"the vsock form (vsock_cid/vsock_port, Canonical's libvirt) is not understood "
+            f"by libvirt {shown} (upstream >= {since}): it would silently drop the "
+            "<SocketAddress> and leave the TD without a quote generation service; give the QGS "
+            "unix socket instead, e.g. {'path': '/var/run/tdx-qgs/qgs.socket'}")
+    if "path" in qgs and not is_upstream_tdx(libvirt_version):
+        raise InputError(
+            "qgs", f"libvirt {shown} predates <quoteGenerationService path=...> (upstream "
+            f"libvirt {since}); a libvirt older than {since} runs TDX only as Canonical's "
+            "patched build, which takes the vsock form {'vsock_cid': 2, 'vsock_port': 4050}")
 
 
 def domcaps_tdx_support(xml: str) -> tuple[bool, bool]:
@@ -273,24 +349,65 @@ def check_libvirt_tdx(conn: libvirt.virConnect) -> Check:
     """libvirt's KVM domain capabilities advertise TDX launch security."""
     name = "libvirt_tdx"
     try:
-        xml = conn.getDomainCapabilities(None, "x86_64", None, "kvm")
-    except libvirt.libvirtError as exc:
-        return Check(name, "fail", f"libvirt cannot report KVM domain capabilities: {exc}")
-    known, supported = domcaps_tdx_support(xml)
-    if supported:
-        return Check(name, "pass", "libvirt advertises TDX launch security for KVM")
-    if known:
+        caps = read_domain_capabilities(conn)
+    except LibvirtOperationError as exc:
+        return Check(name, "fail", str(exc))
+    if caps.tdx_supported:
+        return Check(name, "pass", f"libvirt advertises TDX launch security for KVM "
+                     f"({caps.evidence})")
+    if caps.tdx_known:
         return Check(
             name, "fail",
-            "libvirt knows TDX but reports it unsupported for KVM on this host (check that "
-            "kvm_intel has tdx=Y and that QEMU was built with TDX)",
+            f"libvirt {_libvirt_version_text(conn)} knows TDX but its KVM domain capabilities "
+            f"say {caps.evidence}: QEMU or KVM on this host cannot run a TD (kvm_intel needs "
+            "tdx=Y, and QEMU must be built with TDX)",
         )
     version = _libvirt_version_text(conn)
     return Check(
         name, "fail",
         f"libvirt {version} does not know <launchSecurity type='tdx'> (needs a TDX-enabled "
-        "libvirt, upstream >= 11.x or Canonical's)",
+        "libvirt, upstream >= 11.6 or Canonical's)",
     )
+
+
+def check_tdx_loader(conn: libvirt.virConnect) -> Check:
+    """A TDX firmware among the loaders libvirt offers (the default ``firmware`` of a TD)."""
+    name = "tdx_loader"
+    try:
+        caps = read_domain_capabilities(conn)
+    except LibvirtOperationError as exc:
+        return Check(name, "unknown", str(exc), required=False)
+    firmware = caps.tdx_firmware()
+    if firmware:
+        return Check(name, "pass", f"libvirt offers {firmware} (used when firmware is omitted)",
+                     required=False)
+    offered = ", ".join(caps.loaders) or "none"
+    return Check(name, "fail", f"no TDX firmware among libvirt's loaders ({offered}); give "
+                 "firmware explicitly", required=False)
+
+
+def check_qgs_form(conn: libvirt.virConnect) -> Check:
+    """Which quoteGenerationService form this libvirt parses (informational): upstream (>= 11.6)
+    takes ``path``; an older libvirt whose domain capabilities know TDX is Canonical's patched
+    build, which takes the vsock form; any other knows no TDX at all."""
+    name = "qgs_form"
+    try:
+        version = conn.getLibVersion()
+    except libvirt.libvirtError as exc:
+        return Check(name, "unknown", f"cannot read the libvirt version: {exc}", required=False)
+    shown = _format_version(version)
+    if is_upstream_tdx(version):
+        return Check(name, "pass", f"libvirt {shown} is upstream TDX: qgs takes 'path'",
+                     required=False)
+    try:
+        known = read_domain_capabilities(conn).tdx_known
+    except LibvirtOperationError as exc:
+        return Check(name, "unknown", str(exc), required=False)
+    if known:
+        return Check(name, "pass", f"libvirt {shown} knows TDX before upstream did (Canonical's "
+                     "patched build): qgs takes vsock_cid/vsock_port", required=False)
+    return Check(name, "fail", f"libvirt {shown} knows no TDX: no quoteGenerationService form",
+                 required=False)
 
 
 def check_gpus(conn: libvirt.virConnect) -> Check:
@@ -326,6 +443,8 @@ LIBVIRT_CHECKS: tuple[Callable[[libvirt.virConnect], Check], ...] = (
     check_libvirt_version,
     check_qemu_version,
     check_libvirt_tdx,
+    check_tdx_loader,
+    check_qgs_form,
     check_gpus,
 )
 

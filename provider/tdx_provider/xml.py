@@ -1,8 +1,12 @@
 """Domain XML: render our Jinja2 templates (or the user's), parse back with lxml, validate.
 
-Validation uses the installed libvirt's RelaxNG schema for everything it knows. libvirt 9.0 does
-not know ``<launchSecurity type='tdx'>``, so that element is checked structurally (both QGS
-dialects) and removed from the copy handed to the schema.
+Validation uses the target host's own RelaxNG schema (see :func:`schema_for_uri`):
+
+- a libvirt whose schema knows ``<launchSecurity type='tdx'>`` (upstream >= 11.6) validates the
+  whole document, launchSecurity included;
+- a schema that does not know it (Debian 12's libvirt 9.0), or the local schema standing in for a
+  remote host's, validates everything else: launchSecurity is checked structurally (both QGS
+  dialects) and removed from the copy handed to the schema.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from .metadata import NAMESPACE, Owner
 from .validation import PciAddress
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-SCHEMA_PATH = Path("/usr/share/libvirt/schemas/domain.rng")
-# Canonical's default TD policy: SEPT_VE_DISABLE (bit 28), no debug.
-DEFAULT_TDX_POLICY = 0x10000000
+SCHEMA_DIR = Path("/usr/share/libvirt/schemas")
+SCHEMA_PATH = SCHEMA_DIR / "domain.rng"
+# TD attributes (libvirt's <policy>, QEMU's tdx-guest attributes): bit 0 DEBUG, bit 28
+# SEPT_VE_DISABLE. The default (Canonical's, QEMU's) is SEPT_VE_DISABLE without debug.
+POLICY_DEBUG = 1 << 0
+POLICY_SEPT_VE_DISABLE = 1 << 28
+DEFAULT_TDX_POLICY = POLICY_SEPT_VE_DISABLE
+MEASUREMENT_ELEMENTS = ("mrConfigId", "mrOwner", "mrOwnerConfig")
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,10 @@ class DomainSpec:
     console_log: str | None = None
     shutdown_timeout: int = 60
     tdx_policy: int = DEFAULT_TDX_POLICY
+    # 48-byte values (SHA-384 digests) as base64, which is what libvirt's parser takes
+    mr_config_id: str | None = None
+    mr_owner: str | None = None
+    mr_owner_config: str | None = None
 
     def template_vars(self) -> dict[str, object]:
         variables = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -114,11 +127,82 @@ def render(spec: DomainSpec, template: str | None = None) -> str:
         raise InputError("template", f"does not render: {type(exc).__name__}: {exc}") from exc
 
 
-@functools.cache
-def _schema() -> etree.RelaxNG | None:
-    if not SCHEMA_PATH.exists():
+@dataclass(frozen=True)
+class Schema:
+    """Where the target host's domain schema lives, and whether it may judge launchSecurity
+    (it may when it is that host's own schema and it knows TDX)."""
+
+    directory: Path
+    launch_security: bool
+    origin: str
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "domain.rng"
+
+
+def schema_knows_tdx(directory: Path) -> bool:
+    """True when the schema in ``directory`` defines ``<launchSecurity type='tdx'>``."""
+    try:
+        return "<value>tdx</value>" in (directory / "domaincommon.rng").read_text()
+    except OSError:
+        return False
+
+
+def socket_root(uri: str) -> Path | None:
+    """For ``...?socket=<root>/run/libvirt/...`` (a daemon chrooted on this machine), ``<root>``
+    when it holds a libvirt schema; else None."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.netloc:
         return None
-    return etree.RelaxNG(etree.parse(str(SCHEMA_PATH)))
+    sockets = parse_qs(parts.query).get("socket")
+    if not sockets:
+        return None
+    path = Path(sockets[-1])
+    run = next((parent for parent in path.parents if parent.name == "run"), None)
+    if run is None:
+        return None
+    root = run.parent.parent if run.parent.name == "var" else run.parent
+    if root == Path("/") or not (root / SCHEMA_DIR.relative_to("/") / "domain.rng").is_file():
+        return None
+    return root
+
+
+def schema_for_uri(uri: str) -> Schema:
+    """The schema that judges XML for the host behind ``uri``.
+
+    - a socket inside a directory tree holding libvirt (a chrooted daemon on this machine):
+      that tree's ``usr/share/libvirt/schemas``;
+    - any other URI without a host part: this machine's installed schema;
+    - a remote host (``qemu+ssh://host/system``): its schema is not readable from here, so this
+      machine's schema checks everything but launchSecurity (checked structurally and by the
+      QGS dialect rule); the remote libvirt still validates with its own schema at define
+      (``VIR_DOMAIN_DEFINE_VALIDATE``).
+    """
+    from urllib.parse import urlsplit
+
+    root = socket_root(uri)
+    if root is not None:
+        directory = root / SCHEMA_DIR.relative_to("/")
+        return Schema(directory, schema_knows_tdx(directory), f"{directory} (the daemon's root)")
+    if urlsplit(uri).netloc:
+        return Schema(SCHEMA_DIR, False, f"{SCHEMA_DIR} (this machine's, standing in for the "
+                      "remote host's; launchSecurity checked structurally)")
+    return local_schema()
+
+
+def local_schema() -> Schema:
+    """This machine's installed schema."""
+    return Schema(SCHEMA_DIR, schema_knows_tdx(SCHEMA_DIR), str(SCHEMA_DIR))
+
+
+@functools.cache
+def _compiled(path: Path) -> etree.RelaxNG | None:
+    if not path.exists():
+        return None
+    return etree.RelaxNG(etree.parse(str(path)))
 
 
 def parse(xml: str, field_name: str = "template") -> etree._Element:
@@ -158,15 +242,35 @@ def check_launch_security(launch_security: etree._Element) -> None:
                 problems.append("<SocketAddress> needs type='vsock' and numeric cid and port")
         else:
             problems.append("<quoteGenerationService> needs path= or one <SocketAddress>")
-    unknown = {child.tag for child in launch_security} - {"policy", "quoteGenerationService"}
+    for tag in MEASUREMENT_ELEMENTS:
+        for element in launch_security.findall(tag):
+            problem = _measurement_problem(element.text or "")
+            if problem:
+                problems.append(f"<{tag}> {problem}")
+    known = {"policy", "quoteGenerationService", *MEASUREMENT_ELEMENTS}
+    unknown = {child.tag for child in launch_security} - known
     if unknown:
         problems.append(f"unexpected elements {sorted(unknown)}")
     if problems:
         raise InputError("template", "invalid <launchSecurity type='tdx'>: " + "; ".join(problems))
 
 
-def validate(xml: str, field_name: str = "template") -> etree._Element:
-    """Parse and validate domain XML; return the parsed tree (launchSecurity included)."""
+def _measurement_problem(text: str) -> str | None:
+    import base64
+    import binascii
+
+    try:
+        size = len(base64.b64decode(text.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        return "is not base64"
+    return None if size == 48 else f"must be base64 of 48 bytes (decodes to {size})"
+
+
+def validate(xml: str, field_name: str = "template", schema: Schema | None = None
+             ) -> etree._Element:
+    """Parse and validate domain XML against ``schema`` (default: this machine's); return the
+    parsed tree (launchSecurity included)."""
+    schema = schema or local_schema()
     root = parse(xml, field_name)
     if root.tag != "domain":
         raise InputError(field_name, f"renders <{root.tag}>, expected <domain>")
@@ -177,19 +281,22 @@ def validate(xml: str, field_name: str = "template") -> etree._Element:
     for launch_security in candidate.findall("launchSecurity"):
         if launch_security.get("type") == "tdx":
             check_launch_security(launch_security)
-            candidate.remove(launch_security)
-    schema = _schema()
-    if schema is None:
+            if not schema.launch_security:
+                candidate.remove(launch_security)
+    relaxng = _compiled(schema.path)
+    if relaxng is None:
         return root
-    if not schema.validate(candidate):
-        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[-3:])
-        raise InputError(field_name, f"renders XML that libvirt's domain schema rejects: {errors}")
+    if not relaxng.validate(candidate):
+        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(relaxng.error_log)[-3:])
+        raise InputError(field_name, f"renders XML that libvirt's domain schema rejects "
+                         f"(schema: {schema.origin}): {errors}")
     return root
 
 
-def render_and_validate(spec: DomainSpec, template: str | None = None) -> str:
+def render_and_validate(spec: DomainSpec, template: str | None = None,
+                        schema: Schema | None = None) -> str:
     xml = render(spec, template)
-    validate(xml)
+    validate(xml, schema=schema)
     return xml
 
 

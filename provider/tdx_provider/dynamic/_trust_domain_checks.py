@@ -21,7 +21,19 @@ DEFAULTS: dict[str, Any] = {
     "domain_type": "kvm",
     "shutdown_timeout": 60,
     "autostart": False,
+    "debug": False,
+    "sept_ve_disable": True,
 }
+# Launch-time measurement inputs (TD attributes and the MR* values). A state written before they
+# existed was rendered with these values, so a missing old output means "this default".
+ATTESTATION_DEFAULTS: dict[str, Any] = {
+    "debug": False, "sept_ve_disable": True, "tdx_policy": None,
+    "mr_config_id": None, "mr_owner": None, "mr_owner_config": None,
+}
+MEASUREMENTS = ("mr_config_id", "mr_owner", "mr_owner_config")
+MEASUREMENT_BYTES = 48  # SHA-384
+MAX_POLICY = (1 << 64) - 1
+NAMED_POLICY_BITS = {0: "debug", 28: "sept_ve_disable"}
 DOMAIN_TYPES = ("kvm", "qemu")
 MAX_SHUTDOWN_TIMEOUT = 3600
 
@@ -85,6 +97,77 @@ def _page_add_order(field: str, value: Any) -> str:
     return str(value)
 
 
+def _raw_policy(field: str, value: Any) -> str:
+    """Extra TD attribute bits: an integer, or a string (``"0x40000000"``) for bits above 2**53,
+    which Pulumi's numbers (doubles) cannot carry. Normalised to a hex string."""
+    if isinstance(value, str):
+        try:
+            number = int(value.strip(), 0)
+        except ValueError as exc:
+            raise InputError(field, f"{value!r} is not a number (e.g. 0x40000000)") from exc
+    else:
+        number = validation.integer(field, value, minimum=0)
+    if not 0 <= number <= MAX_POLICY:
+        raise InputError(field, f"must fit in 64 bits (got {value!r})")
+    for bit, owner in NAMED_POLICY_BITS.items():
+        if number & (1 << bit):
+            raise InputError(field, f"sets bit {bit}, which the input {owner!r} controls: clear "
+                             f"it in tdx_policy and set {owner} instead")
+    return f"{number:#x}"
+
+
+def _measurement(field: str, value: Any) -> str:
+    """48 bytes given as 96 hex digits or as base64; rendered as base64 (what libvirt parses:
+    hex there is refused with "expected 48 got 72")."""
+    import base64
+    import binascii
+    import re
+
+    if not isinstance(value, str):
+        raise InputError(field, f"must be a string (got {type(value).__name__})")
+    text = value.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{96}", text):
+        return base64.b64encode(bytes.fromhex(text)).decode()
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(field, f"must be {MEASUREMENT_BYTES} bytes (a SHA-384 digest) as 96 "
+                         "hex digits or base64; it is neither") from exc
+    if len(data) != MEASUREMENT_BYTES:
+        raise InputError(field, f"must be {MEASUREMENT_BYTES} bytes (a SHA-384 digest) as 96 hex "
+                         f"digits or base64; got {len(data)} bytes")
+    return base64.b64encode(data).decode()
+
+
+def effective_policy(inputs: dict[str, Any]) -> int:
+    """The TD attributes (libvirt ``<policy>``) for checked inputs."""
+    from tdx_provider import xml
+
+    raw = inputs.get("tdx_policy")
+    policy = int(raw, 0) if isinstance(raw, str) else int(raw or 0)
+    if inputs.get("debug", False):
+        policy |= xml.POLICY_DEBUG
+    if inputs.get("sept_ve_disable", True):
+        policy |= xml.POLICY_SEPT_VE_DISABLE
+    return policy
+
+
+def check_attestation(checker: Checker) -> None:
+    """The TD attributes and MR* inputs: launch-time measurements, each named on failure."""
+    checker.field("debug", validation.boolean)
+    checker.field("sept_ve_disable", validation.boolean)
+    checker.field("tdx_policy", _raw_policy, optional=True)
+    for key in MEASUREMENTS:
+        checker.field(key, _measurement, optional=True)
+    inputs = checker.inputs
+    if inputs.get("tdx") is False:
+        for key in ("tdx_policy", *MEASUREMENTS):
+            if inputs.get(key) is not None:
+                checker.fail(key, "applies to trust domains only (tdx is false)")
+        if inputs.get("debug") is True:
+            checker.fail("debug", "applies to trust domains only (tdx is false)")
+
+
 def check_fields(checker: Checker) -> None:
     """Checks that need nothing but the values."""
     local = _is_local(checker.inputs.get("uri"))
@@ -115,12 +198,12 @@ def check_fields(checker: Checker) -> None:
                   lambda f, v: validation.integer(f, v, minimum=0, maximum=MAX_SHUTDOWN_TIMEOUT))
     checker.field("autostart", validation.boolean)
     checker.field("page_add_order", _page_add_order, optional=True)
+
+
+    check_attestation(checker)
     inputs = checker.inputs
-    if inputs.get("tdx") is True:
-        if inputs.get("domain_type") == "qemu":
-            checker.fail("domain_type", "a trust domain needs 'kvm'; TCG ('qemu') cannot run TDX")
-        if inputs.get("firmware") is None:
-            checker.fail("firmware", "is required for a trust domain (the TDVF/OVMF loader path)")
+    if inputs.get("tdx") is True and inputs.get("domain_type") == "qemu":
+        checker.fail("domain_type", "a trust domain needs 'kvm'; TCG ('qemu') cannot run TDX")
     if inputs.get("kernel") is None and (inputs.get("initrd") or inputs.get("cmdline")):
         checker.fail("kernel", "is required when initrd or cmdline is given")
     if inputs.get("cid") is not None and inputs.get("vsock") is False:
@@ -142,23 +225,51 @@ def _is_local(uri: Any) -> bool:
     return isinstance(uri, str) and not is_unknown(uri) and is_local_uri(uri)
 
 
-def check_against_host(checker: Checker, root: Path) -> None:
-    """Checks that ask libvirt: capacity, TDX readiness, GPUs, the network."""
+def check_against_host(checker: Checker, root: Path, *, readiness: bool = True) -> list[str]:
+    """Checks that ask libvirt: capacity, TDX readiness, the QGS form, the default firmware,
+    GPUs, the network. With ``readiness=False`` (``tdxctl render``) the reasons this host cannot
+    run a TD are returned instead of failing ``tdx``."""
     if not checker.known("uri"):
         expected_mrtd(checker, None)
-        return
+        return []
     inputs = checker.inputs
     from tdx_provider.connection import connect
 
     inputs["mrtd"] = None
     try:
         with connect(inputs["uri"]) as conn:
-            _check_host(checker, conn, root)
+            return _check_host(checker, conn, root, readiness)
     except Exception as exc:  # an unreachable host fails the uri property
         checker.fail("uri", str(exc))
+        return []
 
 
-def _check_host(checker: Checker, conn: Any, root: Path) -> None:
+def _check_tdx_target(checker: Checker, conn: Any) -> None:
+    """The QGS dialect this libvirt parses, and the TDX firmware when none is given."""
+    from tdx_provider import host
+    from tdx_provider.errors import LibvirtOperationError
+
+    inputs = checker.inputs
+    if checker.known("qgs") and inputs.get("qgs"):
+        checker.run("qgs", lambda: host.check_qgs_dialect(inputs["qgs"], conn.getLibVersion()))
+    if inputs.get("firmware") is not None or not checker.known("firmware"):
+        return
+    try:
+        caps = host.read_domain_capabilities(conn)
+    except LibvirtOperationError as exc:
+        checker.fail("firmware", f"is required for a trust domain here: {exc}, so no TDX "
+                     "firmware can be picked (give the TDVF/OVMF loader path)")
+        return
+    firmware = caps.tdx_firmware()
+    if firmware is None:
+        offered = ", ".join(caps.loaders) or "none"
+        checker.fail("firmware", f"is required: libvirt at {inputs['uri']} offers no TDX "
+                     f"firmware among its loaders ({offered}); give the TDVF/OVMF loader path")
+        return
+    inputs["firmware"] = firmware
+
+
+def _check_host(checker: Checker, conn: Any, root: Path, readiness: bool = True) -> list[str]:
     import libvirt
 
     from tdx_provider import gpu
@@ -170,8 +281,16 @@ def _check_host(checker: Checker, conn: Any, root: Path) -> None:
                      f"{memory_mib} MiB")
     if checker.known("vcpus") and inputs["vcpus"] > cpus:
         checker.fail("vcpus", f"{inputs['vcpus']} is more than the host's {cpus} CPUs")
+    warnings: list[str] = []
     if checker.known("tdx") and inputs["tdx"] is True:
-        checker.run("tdx", lambda: _require_tdx(conn, root, inputs["uri"]))
+        _check_tdx_target(checker, conn)
+        if readiness:
+            checker.run("tdx", lambda: _require_tdx(conn, root, inputs["uri"]))
+        else:
+            try:
+                _require_tdx(conn, root, inputs["uri"])
+            except InputError as exc:
+                warnings.append(str(exc))
     if checker.known("gpus") and inputs["gpus"]:
         addresses = validation.pci_addresses("gpus", inputs["gpus"])
         checker.run("gpus", lambda: gpu.lookup_pci_devices(conn, addresses, "gpus"))
@@ -186,6 +305,7 @@ def _check_host(checker: Checker, conn: Any, root: Path) -> None:
                 checker.fail("network", f"libvirt network {inputs['network']!r} is not active "
                              f"(virsh net-start {inputs['network']}, or set network to None)")
     expected_mrtd(checker, conn)
+    return warnings
 
 
 def expected_mrtd(checker: Checker, conn: Any) -> None:

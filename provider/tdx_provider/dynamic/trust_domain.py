@@ -23,6 +23,8 @@ REPLACE_KEYS = (
     "uri", "name", "overlay", "memory_mib", "vcpus", "tdx", "firmware", "kernel", "initrd",
     "cmdline", "gpus", "gpu_setup_command", "dma_entry_limit", "ssh_host_port", "ssh_bind_address",
     "network", "vsock", "cid", "qgs", "domain_type", "template", "console_log",
+    # launch-time measurements: a TD cannot change them after it starts
+    "debug", "sept_ve_disable", "tdx_policy", "mr_config_id", "mr_owner", "mr_owner_config",
 )
 OPTIONAL_KEYS = ("cid",)  # None: libvirt assigns one
 # Overrides the host root for TDX checks and GPU preparation (tests point it at a fixture tree).
@@ -47,6 +49,8 @@ def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] =
     from tdx_provider import xml
     from tdx_provider.validation import pci_address
 
+    from ._trust_domain_checks import effective_policy
+
     qgs = props.get("qgs")
     return xml.DomainSpec(
         name=props["name"],
@@ -68,28 +72,27 @@ def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] =
         qgs=xml.QuoteGenerationService(**qgs) if qgs else None,
         console_log=props.get("console_log"),
         shutdown_timeout=props["shutdown_timeout"],
+        tdx_policy=effective_policy(props),
+        mr_config_id=props.get("mr_config_id"),
+        mr_owner=props.get("mr_owner"),
+        mr_owner_config=props.get("mr_owner_config"),
     )
 
 
 class TrustDomainProvider(ResourceProvider):
     @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        from . import _trust_domain_checks as checks
-
-        checker = Checker(news)
-        for key, default in checks.DEFAULTS.items():
-            if checker.inputs.get(key) is None:
-                checker.inputs[key] = default
-        resource = (news.get("owner") or {}).get("resource", "td")
-        checker.inputs["name"], checker.inputs["auto_named"] = auto_name(resource, olds, news)
-        checks.check_fields(checker)
-        checks.check_against_host(checker, host_root())
-        if not checker.failures:
-            checker.run("template", lambda: _render(checker.inputs))
+        checker, _warnings = check_inputs(olds, news, host_root())
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        from ._trust_domain_checks import ATTESTATION_DEFAULTS
+
+        # a state from before the attestation inputs was rendered with their defaults (and
+        # inputs from an SDK that predates them mean the same)
+        olds = {**ATTESTATION_DEFAULTS, **olds}
+        news = {**ATTESTATION_DEFAULTS, **news}
         # delete-before-replace when the name is fixed, when GPUs are attached (a GPU cannot
         # be held by two domains) and when the disk stays the same (QEMU locks the image:
         # two running guests cannot share one overlay).
@@ -109,7 +112,8 @@ class TrustDomainProvider(ResourceProvider):
         with connect(props["uri"]) as conn:
             chain = backing_chain(conn, props["overlay"])
             document = xml.render_and_validate(spec_from(props, props["overlay"], chain),
-                                               props.get("template"))
+                                               props.get("template"),
+                                               xml.schema_for_uri(props["uri"]))
             gpus = [pci_address("gpus", g) for g in props.get("gpus") or []]
 
             def prepare() -> None:
@@ -173,6 +177,28 @@ class TrustDomainProvider(ResourceProvider):
             pulumi.log.info(f"{result.name}: {how} after {result.seconds:.1f} s, undefined")
 
 
+def check_inputs(olds: dict[str, Any], news: dict[str, Any], root: Path, *,
+                 readiness: bool = True) -> tuple[Checker, list[str]]:
+    """Preview's checks of TrustDomain inputs, ending in a render validated with the target
+    host's schema. ``readiness=False`` (``tdxctl render``) returns the reasons the host cannot
+    run a TD as warnings instead of failing ``tdx``."""
+    from . import _trust_domain_checks as checks
+
+    checker = Checker(news)
+    for key, default in checks.DEFAULTS.items():
+        if checker.inputs.get(key) is None:
+            checker.inputs[key] = default
+    resource = (news.get("owner") or {}).get("resource", "td")
+    checker.inputs["name"], checker.inputs["auto_named"] = auto_name(resource, olds, news)
+    checks.check_fields(checker)
+    warnings = checks.check_against_host(checker, root, readiness=readiness)
+    # firmware stays None only while the host is unknown: the render waits for it
+    firmware_known = not checker.inputs["tdx"] or checker.inputs.get("firmware") is not None
+    if not checker.failures and firmware_known:
+        checker.run("template", lambda: render_document(checker.inputs))
+    return checker, warnings
+
+
 def _new_local_file(path: str | None, uri: str) -> str | None:
     """``path`` if it is on this machine and does not exist yet, else None."""
     from tdx_provider.host import is_local_uri
@@ -192,12 +218,14 @@ def _remove_if_empty(path: str | None) -> None:
         pass
 
 
-def _render(inputs: dict[str, Any]) -> None:
+def render_document(inputs: dict[str, Any], chain: tuple[Any, ...] = ()) -> str:
+    """The domain XML these checked inputs render to, validated with the target host's schema."""
     from tdx_provider import xml
 
     overlay = inputs.get("overlay")
     path = PLACEHOLDER_OVERLAY if is_unknown(overlay) or not overlay else overlay
-    xml.render_and_validate(spec_from(inputs, path), inputs.get("template"))
+    return xml.render_and_validate(spec_from(inputs, path, chain), inputs.get("template"),
+                                   xml.schema_for_uri(inputs["uri"]))
 
 
 def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:

@@ -39,7 +39,8 @@ class TrustDomainArgs:
     """Render a trust domain (launchSecurity tdx); False renders a regular VM. A TD on a host
     without TDX fails at preview with the reasons; it is never silently downgraded."""
     firmware: pulumi.Input[str] | None = None
-    """Loader path (TDVF/OVMF); required when ``tdx`` is true."""
+    """Loader path (TDVF/OVMF). Omitted for a TD: the host's TDX firmware from libvirt's domain
+    capabilities (an ``inteltdx`` image first); the path used is the ``firmware`` output."""
     kernel: pulumi.Input[str] | None = None
     initrd: pulumi.Input[str] | None = None
     cmdline: pulumi.Input[str] | None = None
@@ -69,6 +70,20 @@ class TrustDomainArgs:
     """Seconds delete waits for an ACPI shutdown before forcing the domain off."""
     autostart: pulumi.Input[bool] = False
     uri: pulumi.Input[str] = DEFAULT_URI
+    debug: pulumi.Input[bool] = False
+    """TD attribute DEBUG (policy bit 0): the host can read the TD's state. Allowed, shown in
+    every preview; an attestation verifier sees it in the quote."""
+    sept_ve_disable: pulumi.Input[bool] = True
+    """TD attribute SEPT_VE_DISABLE (policy bit 28): no #VE on EPT violations (the default)."""
+    tdx_policy: pulumi.Input[int | str] | None = None
+    """Further TD attribute bits we do not name (e.g. ``0x40000000``, PKS); a hex string for
+    bits above 2**53. Bits 0 and 28 belong to ``debug`` and ``sept_ve_disable``."""
+    mr_config_id: pulumi.Input[str] | None = None
+    """MRCONFIGID: 48 bytes as 96 hex digits or base64 (rendered as base64)."""
+    mr_owner: pulumi.Input[str] | None = None
+    """MROWNER: 48 bytes as 96 hex digits or base64."""
+    mr_owner_config: pulumi.Input[str] | None = None
+    """MROWNERCONFIG: 48 bytes as 96 hex digits or base64."""
     page_add_order: pulumi.Input[str] | None = None
     """How the host's QEMU/KVM adds the firmware's pages, which ``mrtd`` depends on:
     ``single-pass`` or ``two-pass``; None derives it from the host's QEMU version."""
@@ -78,8 +93,10 @@ class TrustDomain(pulumi.dynamic.Resource):
     """An Intel TDX trust domain on libvirt.
 
     Changes to ``autostart`` and ``shutdown_timeout`` are applied in place; every other input
-    replaces the domain (deleting first when the name is fixed, GPUs are attached or the disk is
-    kept). Delete is graceful: ACPI shutdown, a bounded wait, then force off and undefine.
+    replaces the domain, the attestation inputs ``debug``, ``sept_ve_disable``, ``tdx_policy``
+    and ``mr_*`` included (they are launch-time measurements). Replacement deletes first when
+    the name is fixed, GPUs are attached or the disk is kept. Delete is graceful: ACPI
+    shutdown, a bounded wait, then force off and undefine.
     """
 
     name: pulumi.Output[str]
@@ -98,6 +115,9 @@ class TrustDomain(pulumi.dynamic.Resource):
     """The MRTD a quote of this trust domain will carry (SHA-384, lowercase hex), computed at
     preview from the local firmware file; None for regular VMs and remote hosts. See
     docs/attestation.md."""
+    firmware: pulumi.Output[str | None]
+    """The loader used: the ``firmware`` input, or the TDX firmware picked from the host's
+    domain capabilities when it was omitted."""
 
     def __init__(
         self,
@@ -127,6 +147,12 @@ class TrustDomain(pulumi.dynamic.Resource):
         shutdown_timeout: pulumi.Input[int] = 60,
         autostart: pulumi.Input[bool] = False,
         uri: pulumi.Input[str] = DEFAULT_URI,
+        debug: pulumi.Input[bool] = False,
+        sept_ve_disable: pulumi.Input[bool] = True,
+        tdx_policy: pulumi.Input[int | str] | None = None,
+        mr_config_id: pulumi.Input[str] | None = None,
+        mr_owner: pulumi.Input[str] | None = None,
+        mr_owner_config: pulumi.Input[str] | None = None,
         page_add_order: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -141,6 +167,8 @@ class TrustDomain(pulumi.dynamic.Resource):
             qgs=qgs.to_dict() if isinstance(qgs, QuoteGenerationService) else qgs,  # type: ignore[arg-type]
             domain_type=domain_type, template=template, console_log=console_log,
             shutdown_timeout=shutdown_timeout, autostart=autostart, uri=uri,
+            debug=debug, sept_ve_disable=sept_ve_disable, tdx_policy=tdx_policy,
+            mr_config_id=mr_config_id, mr_owner=mr_owner, mr_owner_config=mr_owner_config,
             page_add_order=page_add_order,
         )
         props = {**vars(args), "owner": owner(resource_name), "uuid": None, "state": None,
