@@ -112,10 +112,11 @@ class Stack:
         return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)
 
     def resources(self) -> list[dict[str, Any]]:
-        """Resources in state (``pulumi stack export``), without the stack and providers."""
+        """Our resources in state (``pulumi stack export``): ``pulumi-python:dynamic/tdx:*``,
+        and ``pulumi-python:dynamic:Resource`` of stacks made before they had their own types."""
         state = json.loads(self.run("stack", "export", "--show-secrets").stdout)
         return [r for r in state["deployment"].get("resources") or []
-                if r["type"] == "pulumi-python:dynamic:Resource"]
+                if r["type"].startswith("pulumi-python:dynamic")]
 
     def remove(self) -> None:
         """Destroy what is left and delete the stack (best effort, for fixture teardown)."""
