@@ -7,7 +7,9 @@
 // which the CLI no longer gives. This launcher finds the project's Pulumi.yaml (from the working
 // directory upwards, as the CLI does), and execs the host with -root=<project dir> and
 // -virtualenv=<runtime.options.virtualenv>, which the host resolves against -root like the
-// current Python host does. Without a virtualenv option the host runs unchanged.
+// current Python host does. Like the current host, it then ignores PULUMI_PYTHON_CMD (the v3.68
+// host would look for that command inside the virtualenv's bin directory). Without a
+// virtualenv option the host runs unchanged.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"gopkg.in/yaml.v3"
@@ -42,15 +45,17 @@ func main() {
 	}
 	host := filepath.Join(filepath.Dir(self), hostName)
 	args := []string{host}
+	env := os.Environ()
 	root, virtualenv, err := projectVirtualenv()
 	if err != nil {
 		fail("%v", err)
 	}
 	if virtualenv != "" {
 		args = append(args, "-root="+root, "-virtualenv="+virtualenv)
+		env = without(env, "PULUMI_PYTHON_CMD")
 	}
 	args = append(args, os.Args[1:]...)
-	if err := syscall.Exec(host, args, os.Environ()); err != nil {
+	if err := syscall.Exec(host, args, env); err != nil {
 		fail("cannot run %s: %v", host, err)
 	}
 }
@@ -100,6 +105,16 @@ func virtualenvOption(data []byte) (string, error) {
 		return "", err
 	}
 	return runtime.Options.Virtualenv, nil
+}
+
+func without(env []string, name string) []string {
+	kept := env[:0:0]
+	for _, entry := range env {
+		if !strings.HasPrefix(entry, name+"=") {
+			kept = append(kept, entry)
+		}
+	}
+	return kept
 }
 
 func fail(format string, args ...any) {

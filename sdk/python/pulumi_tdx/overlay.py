@@ -19,7 +19,9 @@ class OverlayArgs:
     pool: pulumi.Input[str]
     """Name of the pool (or pass the ``Pool`` resource)."""
     base_image: pulumi.Input[str]
-    """Path of the base volume (or pass the ``BaseImage`` resource)."""
+    """The base volume: its path, its volume name in ``pool``, or the ``BaseImage`` resource.
+    All three forms of one base are the same value (a name is resolved through libvirt at
+    preview), so changing between them is no change."""
     name: pulumi.Input[str] | None = None
     """Volume name; default: resource name plus a random suffix."""
     capacity: pulumi.Input[int] | None = None
