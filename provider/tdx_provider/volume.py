@@ -368,6 +368,16 @@ def path_in_pool(conn: libvirt.virConnect, pool_name: str, name: str) -> str | N
     return vol.path() if vol is not None else None
 
 
+def expected_path(conn: libvirt.virConnect, pool_name: str, name: str) -> str | None:
+    """Where volume ``name`` of pool ``pool_name`` is or will be (a dir pool names its files
+    after its volumes); None while the pool does not exist."""
+    existing = path_in_pool(conn, pool_name, name)
+    if existing is not None:
+        return existing
+    pool = pools.lookup(conn, pool_name)
+    return os.path.join(pools.target_path(pool), name) if pool is not None else None
+
+
 def resolve_base(conn: libvirt.virConnect, pool_name: str, ref: str, field: str) -> str:
     """A base image given as an absolute path or as a volume name in ``pool_name``: its path."""
     if os.path.isabs(ref):

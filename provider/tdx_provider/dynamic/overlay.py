@@ -51,6 +51,8 @@ class OverlayProvider(ResourceProvider):
             checker.run("base_image", lambda: _resolve_base_name(checker.inputs))
         if checker.known("uri", "capacity") and checker.inputs.get("capacity"):
             checker.run("capacity", lambda: _check_capacity(checker.inputs))
+        if checker.known("uri", "pool", "name") and not checker.failures:
+            checker.run("name", lambda: _path_of(checker.inputs))
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter
@@ -112,6 +114,17 @@ class OverlayProvider(ResourceProvider):
 
         with connect(props["uri"]) as conn:
             volume.delete(conn, props["pool"], props["name"])
+
+
+def _path_of(inputs: dict[str, Any]) -> None:
+    """The overlay's path as a checked input, once its pool exists. Preview shows an update's
+    outputs as its inputs, so without this a growth in place would make ``Overlay.path``
+    unknown at preview, and every TrustDomain on it would show a replace."""
+    from tdx_provider import volume
+    from tdx_provider.connection import connect
+
+    with connect(inputs["uri"]) as conn:
+        inputs["path"] = volume.expected_path(conn, inputs["pool"], inputs["name"])
 
 
 def _base_image_ref(field: str, value: Any) -> str:
