@@ -3,13 +3,14 @@ and the GPU example validates BDFs against a fixture host's node devices."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.guest import TestGuest
+from tests.support.guest import CMDLINE, SSH_BANNER, TestGuest, read_banner
 from tests.support.stack import REPO_ROOT, Stack, steps
 
 pytestmark = pytest.mark.e2e
@@ -70,3 +71,60 @@ def test_trust_domain_on_a_host_without_tdx_fails_at_preview_with_the_reasons(
     assert result.returncode != 0
     assert "tdx: this host cannot run TDX trust domains" in result.output
     assert "tdx=False" in result.output
+
+
+SSH_COMMAND = re.compile(r"ssh -p (\d+) root@127\.0\.0\.1")
+
+
+def tiny_guest_config(guest: TestGuest, e2e_id: str, work_dir: Path) -> dict[str, object]:
+    """What `make demo` sets: a regular VM under TCG with the test guest (this host has no TDX)."""
+    return {"baseImage": str(guest.base_image), "tdx": "false", "domainType": "qemu",
+            "kernel": str(guest.kernel), "initrd": str(guest.initrd), "cmdline": CMDLINE,
+            "network": "none", "vsock": "false", "memoryMib": 256, "vcpus": 1,
+            "poolName": e2e_id, "poolPath": str(work_dir / "pool")}
+
+
+def assert_ssh_works(command: str) -> None:
+    match = SSH_COMMAND.fullmatch(command)
+    assert match, command
+    assert read_banner(int(match.group(1)), 60) == SSH_BANNER
+
+
+def test_quickstart_exports_a_working_ssh_command_and_the_cid(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    stack = make_stack(example("quickstart"))
+    stack.config(tiny_guest_config(guest, e2e_id, work_dir))
+    assert_declares_ssh_and_cid(stack)
+    stack.up()
+    outputs = stack.outputs()
+    assert outputs["ssh"] == f"ssh -p {outputs['ssh_port']} root@127.0.0.1"
+    assert_ssh_works(outputs["ssh"])
+    # vsock=false here (no /dev/vhost-vsock): the CID is null, which `stack output` leaves out
+    assert "cid" not in outputs
+
+
+def test_fleet_exports_a_working_ssh_command_and_the_cid_per_domain(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    stack = make_stack(example("fleet"))
+    stack.config({**tiny_guest_config(guest, e2e_id, work_dir), "count": 2})
+    stack.up()
+    outputs = stack.outputs()
+    assert sorted(outputs["ssh"]) == sorted(outputs["cid"]) == ["td-0", "td-1"]
+    for command in outputs["ssh"].values():
+        assert_ssh_works(command)
+
+
+def test_gpu_example_declares_ssh_and_cid_outputs(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    assert_declares_ssh_and_cid(gpu_stack(make_stack, e2e_id, work_dir, guest, "3b:00.0",
+                                          tdx=False))
+
+
+def assert_declares_ssh_and_cid(stack: Stack) -> None:
+    text = stack.preview().stdout
+    outputs = text[text.index("--outputs:--"):]
+    assert re.search(r"^\s+ssh\s*:", outputs, re.MULTILINE), outputs
+    assert re.search(r"^\s+cid\s*:", outputs, re.MULTILINE), outputs
