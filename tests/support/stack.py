@@ -42,7 +42,6 @@ def pulumi_env(state_dir: Path) -> dict[str, str]:
         PULUMI_CONFIG_PASSPHRASE="",
         PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-        PULUMI_PYTHON_CMD=str(VENV / "bin" / "python"),
         PULUMI_HOME=str(state_dir / ".pulumi-home"),
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
         # The language host takes the editable `pulumi-tdx` install for a resource plugin
