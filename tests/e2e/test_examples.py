@@ -61,6 +61,9 @@ def test_gpu_example_names_an_absent_gpu_at_preview(
     result = stack.preview(check=False)
     assert result.returncode != 0
     assert "gpus[1]" in result.output and "0000:99:00.0" in result.output
+    # the engine shows the list it found the bad item in, not `property gpus[1] value {<nil>}`
+    assert "property gpus value {[{0000:3b:00.0} {0000:99:00.0}]} has a problem: gpus[1]: " \
+        in result.output, result.output
 
 
 def test_trust_domain_on_a_host_without_tdx_fails_at_preview_with_the_reasons(

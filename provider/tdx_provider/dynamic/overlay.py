@@ -48,11 +48,11 @@ class OverlayProvider(ResourceProvider):
             "capacity", lambda f, v: validation.integer(f, v, minimum=1), optional=True
         )
         if checker.known("uri", "pool", "base_image"):
-            checker.run("base_image", lambda: _resolve_base_name(checker.inputs))
+            checker.run("uri", lambda: _resolve_base_name(checker.inputs))
         if checker.known("uri", "capacity") and checker.inputs.get("capacity"):
             checker.run("capacity", lambda: _check_capacity(checker.inputs))
         if checker.known("uri", "pool", "name") and not checker.failures:
-            checker.run("name", lambda: _path_of(checker.inputs))
+            _path_of(checker.inputs)
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter
@@ -123,8 +123,11 @@ def _path_of(inputs: dict[str, Any]) -> None:
     from tdx_provider import volume
     from tdx_provider.connection import connect
 
-    with connect(inputs["uri"]) as conn:
-        inputs["path"] = volume.expected_path(conn, inputs["pool"], inputs["name"])
+    try:
+        with connect(inputs["uri"]) as conn:
+            inputs["path"] = volume.expected_path(conn, inputs["pool"], inputs["name"])
+    except Exception:  # only a preview nicety: the path is then unknown until create
+        inputs["path"] = None
 
 
 def _base_image_ref(field: str, value: Any) -> str:
