@@ -1,8 +1,10 @@
 # pulumi-tdx: the two commands README.md documents are `make demo` and `make test`.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# Where `make dist` writes the wheel.
+DIST ?= dist
 
-.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench
+.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench dist
 
 setup:
 	bash scripts/setup.sh
@@ -31,3 +33,8 @@ lint:
 
 bench: setup
 	source scripts/env.sh && $(PY) bench/run.py
+
+# The wheel of pulumi-tdx (SDK + provider) for a user's own project: pip install dist/*.whl
+dist:
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	@ls $(DIST)/pulumi_tdx-*.whl

@@ -12,4 +12,3 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 # and, without this, tries (and fails) to download it on every command (~2.5 s each, offline).
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true
-export PULUMI_PYTHON_CMD="${PULUMI_PYTHON_CMD:-$REPO_ROOT/.venv/bin/python}"

@@ -24,9 +24,11 @@ PULUMI_VERSION="${PULUMI_VERSION:-v3.274.1}"
 # pseudo-version of a release commit. Our Go proxy serves no version of that module (403 for
 # every release tried, see README "Platform notes"), so by default we build the host from the
 # last sdk/v3 release that still contained it as a package. It speaks the same language-host
-# gRPC protocol; it ignores Pulumi.yaml's `virtualenv` option, which is why scripts/env.sh
-# sets PULUMI_PYTHON_CMD. Set PULUMI_LANGHOST_VERSION to a served pseudo-version to build
-# the same-release host instead.
+# gRPC protocol, but it takes Pulumi.yaml's `virtualenv` only from -root/-virtualenv flags that
+# the v3.274 CLI no longer passes; so BIN_DIR's pulumi-language-python is a small launcher
+# (scripts/langhost-launcher, Go) that reads the project's Pulumi.yaml and execs that host with
+# those flags. Set PULUMI_LANGHOST_VERSION to a served pseudo-version to build the
+# same-release host instead (then no launcher is needed or used).
 LANGHOST_NESTED_MODULE="github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
 LANGHOST_VERSION="${PULUMI_LANGHOST_VERSION:-}"
 LANGHOST_LEGACY_SDK="v3.68.0"
@@ -147,10 +149,46 @@ if [ "$complete" = 0 ]; then
     build
 fi
 
+# --- 3. The language-host launcher (legacy v3.68 host only) ------------------------
+# A bin set beside the CLI build: hard links of the four files, the v3.68 host renamed to
+# pulumi-language-python-host, and the launcher as pulumi-language-python. All must sit in one
+# directory: the CLI prefers the language host found next to its own resolved path, and the
+# v3.68 host finds pulumi-language-python-exec next to its own. Keyed by the launcher's source
+# hash, so a changed launcher is rebuilt and a finished set is never modified (other checkouts
+# may be using it).
+LAUNCHER_SRC="$REPO_ROOT/scripts/langhost-launcher"
+bin_set="$CACHE_DIR/bin"
+if [ -z "$LANGHOST_VERSION" ]; then
+    launcher_hash="$(cat "$LAUNCHER_SRC/main.go" "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
+        | sha256sum | cut -c1-12)"
+    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash"
+    if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ]; then
+        go="$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)"
+        set_stage="$bin_set.tmp.$$"
+        rm -rf "$set_stage"
+        mkdir -p "$set_stage"
+        trap 'rm -rf "$set_stage"' EXIT
+        for name in pulumi pulumi-language-python-exec pulumi-resource-pulumi-python; do
+            ln "$CACHE_DIR/bin/$name" "$set_stage/$name" 2>/dev/null \
+                || cp -p "$CACHE_DIR/bin/$name" "$set_stage/$name"
+        done
+        ln "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host" \
+            2>/dev/null || cp -p "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host"
+        log "building the language-host launcher ($LAUNCHER_SRC)"
+        (cd "$LAUNCHER_SRC" && GOFLAGS="-mod=readonly" GOTOOLCHAIN=local \
+            "$go" build -trimpath -o "$set_stage/pulumi-language-python" .)
+        if [ ! -e "$bin_set" ]; then
+            mv "$set_stage" "$bin_set" || true  # a concurrent install may have won the race
+        fi
+        rm -rf "$set_stage"
+        trap - EXIT
+    fi
+fi
+
 # Links, not copies: the language host finds pulumi-language-python-exec beside its
-# resolved path, which is the cache dir where all four files live together. `pulumi` itself
-# is the SIGINT wrapper below.
+# resolved path, which is the cache dir where all files live together. `pulumi` itself is
+# the SIGINT wrapper (wrap_cli) around the CLI of that same directory.
 for name in "${NAMES[@]}"; do
-    [ "$name" = pulumi ] || link "$CACHE_DIR/bin/$name" "$name"
+    [ "$name" = pulumi ] || link "$bin_set/$name" "$name"
 done
-wrap_cli "$CACHE_DIR/bin/pulumi"
+wrap_cli "$bin_set/pulumi"

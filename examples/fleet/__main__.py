@@ -3,7 +3,10 @@
 Config: ``count`` (default 3), ``baseImage`` (required), ``tdx`` (default true), ``domainType``,
 ``firmware``, ``kernel``/``initrd``/``cmdline``, ``memoryMib`` (default 2048), ``vcpus``
 (default 2), ``network`` (``none`` for no libvirt network), ``vsock`` (default true),
-``poolName``/``poolPath``.
+``poolName``/``poolPath``, ``sshUser`` (default ``root``).
+
+Outputs: ``ssh`` and ``cid`` per domain (``td-0`` ...), ready to paste, and ``fleet``, one row
+per domain (name, state, ssh_port, cid, ip).
 """
 
 import pulumi
@@ -38,6 +41,15 @@ for index in range(count):
         vsock=True if vsock is None else vsock,
     )
 
+ssh_user = config.get("sshUser") or "root"
+
+
+def ssh_command(port: int | None) -> str | None:
+    return f"ssh -p {port} {ssh_user}@127.0.0.1" if port else None
+
+
+pulumi.export("ssh", {key: td.ssh_port.apply(ssh_command) for key, td in fleet.items()})
+pulumi.export("cid", {key: td.cid for key, td in fleet.items()})
 # One row per domain: what an operator needs to reach it.
 pulumi.export("fleet", {
     key: pulumi.Output.all(td.name, td.state, td.ssh_port, td.cid, td.ip).apply(

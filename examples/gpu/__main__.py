@@ -4,7 +4,10 @@ Config: ``gpus`` (required, comma-separated BDFs such as ``0000:3b:00.0,0000:86:
 ``uri`` (default ``qemu:///system``), ``baseImage`` (required), ``firmware`` (required for
 TDX), ``tdx`` (default true), ``gpuSetupCommand`` (optional, space-separated argv run once
 before the first start with the BDFs appended, e.g. a CC-mode switch tool), ``dmaEntryLimit``
-(default 0x200000), ``memoryMib`` (default 65536), ``vcpus`` (default 16), ``network``.
+(default 0x200000), ``memoryMib`` (default 65536), ``vcpus`` (default 16), ``network``,
+``sshUser`` (default ``root``).
+
+Outputs: ``ssh`` (a command ready to paste), ``cid``, ``name``, ``gpus``, ``ssh_port``.
 
 Every BDF is checked at preview against the host's PCI node devices (libvirt nodedev API).
 """
@@ -42,3 +45,7 @@ pulumi.export("name", td.name)
 pulumi.export("gpus", gpus)
 pulumi.export("ssh_port", td.ssh_port)
 pulumi.export("cid", td.cid)
+ssh_user = config.get("sshUser") or "root"
+pulumi.export(
+    "ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} {ssh_user}@127.0.0.1" if port else None)
+)

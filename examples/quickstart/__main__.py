@@ -8,6 +8,10 @@ Stack config (``pulumi config set <key> <value>``):
 - ``poolName`` (default ``tdx-quickstart``), ``poolPath`` (default /var/lib/pulumi-tdx/quickstart).
 - ``memoryMib`` (default 4096), ``vcpus`` (default 2), ``network`` (default ``default``; ``none``
   for no libvirt network), ``vsock`` (default true), ``consoleLog``, ``shutdownTimeout``.
+- ``sshUser`` (default ``root``): the guest user in the exported ``ssh`` command.
+
+Outputs: ``ssh`` (a command ready to paste), ``cid`` (vsock CID, None without vsock), ``name``,
+``state``, ``ssh_port``, ``ip``, ``overlay``.
 """
 
 import pulumi
@@ -47,7 +51,8 @@ pulumi.export("state", td.state)
 pulumi.export("ssh_port", td.ssh_port)
 pulumi.export("cid", td.cid)
 pulumi.export("ip", td.ip)
+ssh_user = config.get("sshUser") or "root"
 pulumi.export(
-    "ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} root@127.0.0.1" if port else None)
+    "ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} {ssh_user}@127.0.0.1" if port else None)
 )
 pulumi.export("overlay", disk.path)

@@ -357,3 +357,33 @@ def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
             raise InUseError(f"volume {name!r} backs {', '.join(backed)}; delete those first")
         vol.delete(0)
         ledger.forget(pool, name)
+
+
+def path_in_pool(conn: libvirt.virConnect, pool_name: str, name: str) -> str | None:
+    """Path of volume ``name`` in pool ``pool_name``; None while either does not exist."""
+    pool = pools.lookup(conn, pool_name)
+    if pool is None or not pool.isActive():
+        return None
+    vol = lookup(pool, name)
+    return vol.path() if vol is not None else None
+
+
+def expected_path(conn: libvirt.virConnect, pool_name: str, name: str) -> str | None:
+    """Where volume ``name`` of pool ``pool_name`` is or will be (a dir pool names its files
+    after its volumes); None while the pool does not exist."""
+    existing = path_in_pool(conn, pool_name, name)
+    if existing is not None:
+        return existing
+    pool = pools.lookup(conn, pool_name)
+    return os.path.join(pools.target_path(pool), name) if pool is not None else None
+
+
+def resolve_base(conn: libvirt.virConnect, pool_name: str, ref: str, field: str) -> str:
+    """A base image given as an absolute path or as a volume name in ``pool_name``: its path."""
+    if os.path.isabs(ref):
+        return ref
+    path = path_in_pool(conn, pool_name, ref)
+    if path is None:
+        raise InputError(field, f"no volume {ref!r} in pool {pool_name!r} on {conn.getURI()}; "
+                         "give an existing volume's name or path, or the BaseImage")
+    return path

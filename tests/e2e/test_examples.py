@@ -3,13 +3,14 @@ and the GPU example validates BDFs against a fixture host's node devices."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.guest import TestGuest
+from tests.support.guest import CMDLINE, SSH_BANNER, TestGuest, read_banner
 from tests.support.stack import REPO_ROOT, Stack, steps
 from tests.support.tdvf import Layout
 
@@ -64,6 +65,9 @@ def test_gpu_example_names_an_absent_gpu_at_preview(
     result = stack.preview(check=False)
     assert result.returncode != 0
     assert "gpus[1]" in result.output and "0000:99:00.0" in result.output
+    # the engine shows the list it found the bad item in, not `property gpus[1] value {<nil>}`
+    assert "property gpus value {[{0000:3b:00.0} {0000:99:00.0}]} has a problem: gpus[1]: " \
+        in result.output, result.output
 
 
 def test_trust_domain_on_a_host_without_tdx_fails_at_preview_with_the_reasons(
@@ -86,3 +90,60 @@ def test_a_trust_domain_whose_firmware_is_not_a_tdvf_fails_at_preview_naming_it(
     assert result.returncode != 0
     assert "firmware: no trust domain can be measured from it" in result.output
     assert "no OVMF GUIDed table" in result.output
+
+
+SSH_COMMAND = re.compile(r"ssh -p (\d+) root@127\.0\.0\.1")
+
+
+def tiny_guest_config(guest: TestGuest, e2e_id: str, work_dir: Path) -> dict[str, object]:
+    """What `make demo` sets: a regular VM under TCG with the test guest (this host has no TDX)."""
+    return {"baseImage": str(guest.base_image), "tdx": "false", "domainType": "qemu",
+            "kernel": str(guest.kernel), "initrd": str(guest.initrd), "cmdline": CMDLINE,
+            "network": "none", "vsock": "false", "memoryMib": 256, "vcpus": 1,
+            "poolName": e2e_id, "poolPath": str(work_dir / "pool")}
+
+
+def assert_ssh_works(command: str) -> None:
+    match = SSH_COMMAND.fullmatch(command)
+    assert match, command
+    assert read_banner(int(match.group(1)), 60) == SSH_BANNER
+
+
+def test_quickstart_exports_a_working_ssh_command_and_the_cid(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    stack = make_stack(example("quickstart"))
+    stack.config(tiny_guest_config(guest, e2e_id, work_dir))
+    assert_declares_ssh_and_cid(stack)
+    stack.up()
+    outputs = stack.outputs()
+    assert outputs["ssh"] == f"ssh -p {outputs['ssh_port']} root@127.0.0.1"
+    assert_ssh_works(outputs["ssh"])
+    # vsock=false here (no /dev/vhost-vsock): the CID is null, which `stack output` leaves out
+    assert "cid" not in outputs
+
+
+def test_fleet_exports_a_working_ssh_command_and_the_cid_per_domain(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    stack = make_stack(example("fleet"))
+    stack.config({**tiny_guest_config(guest, e2e_id, work_dir), "count": 2})
+    stack.up()
+    outputs = stack.outputs()
+    assert sorted(outputs["ssh"]) == sorted(outputs["cid"]) == ["td-0", "td-1"]
+    for command in outputs["ssh"].values():
+        assert_ssh_works(command)
+
+
+def test_gpu_example_declares_ssh_and_cid_outputs(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
+) -> None:
+    assert_declares_ssh_and_cid(gpu_stack(make_stack, e2e_id, work_dir, guest, "3b:00.0",
+                                          tdx=False))
+
+
+def assert_declares_ssh_and_cid(stack: Stack) -> None:
+    text = stack.preview().stdout
+    outputs = text[text.index("--outputs:--"):]
+    assert re.search(r"^\s+ssh\s*:", outputs, re.MULTILINE), outputs
+    assert re.search(r"^\s+cid\s*:", outputs, re.MULTILINE), outputs

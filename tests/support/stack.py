@@ -67,7 +67,6 @@ def pulumi_env(state_dir: Path) -> dict[str, str]:
         PULUMI_CONFIG_PASSPHRASE="",
         PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-        PULUMI_PYTHON_CMD=str(VENV / "bin" / "python"),
         PULUMI_HOME=str(state_dir / ".pulumi-home"),
         PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
         # The language host takes the editable `pulumi-tdx` install for a resource plugin
@@ -137,10 +136,11 @@ class Stack:
         return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout)
 
     def resources(self) -> list[dict[str, Any]]:
-        """Resources in state (``pulumi stack export``), without the stack and providers."""
+        """Our resources in state (``pulumi stack export``): ``pulumi-python:dynamic/tdx:*``,
+        and ``pulumi-python:dynamic:Resource`` of stacks made before they had their own types."""
         state = json.loads(self.run("stack", "export", "--show-secrets").stdout)
         return [r for r in state["deployment"].get("resources") or []
-                if r["type"] == "pulumi-python:dynamic:Resource"]
+                if r["type"].startswith("pulumi-python:dynamic")]
 
     def remove(self) -> None:
         """Destroy what is left and delete the stack (best effort, for fixture teardown)."""

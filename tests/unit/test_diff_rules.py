@@ -172,7 +172,8 @@ def test_overlay_growth_is_an_in_place_update() -> None:
 
 
 def test_overlay_shrink_is_refused_at_preview_naming_capacity() -> None:
-    with pytest.raises(ValueError, match=r"^capacity: shrinking .* would lose data"):
+    with pytest.raises(Exception, match=r"^Overlay '\w+': diff failed: capacity: shrinking .* "
+                       r"would lose data; grow it, or replace it by changing its name$"):
         OverlayProvider().diff("k", overlay_outputs(), overlay_outputs(capacity=1 << 20))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -58,7 +60,10 @@ class Checker:
             self.fail(exc.field, exc.reason)
 
     def fail(self, key: str, reason: str) -> None:
-        self.failures.append(CheckFailure(key, f"{key}: {reason}"))
+        """``key`` may be a path into a list or dict (``gpus[1]``, ``qgs.path``): the engine
+        looks a failure's property up as a top-level input (it shows ``gpus[1]`` as ``{<nil>}``),
+        so the property is the top-level key and the reason names the item."""
+        self.failures.append(CheckFailure(top_level(key), f"{key}: {reason}"))
 
     def run(self, key: str, action: Callable[[], object]) -> None:
         """Run a check that may raise InputError (e.g. one that asks libvirt)."""
@@ -70,8 +75,13 @@ class Checker:
             self.fail(key, str(exc))
 
     def known(self, *keys: str) -> bool:
-        failed = {f.property.split("[")[0] for f in self.failures}
+        failed = {f.property for f in self.failures}
         return all(not is_unknown(self.inputs.get(k)) and k not in failed for k in keys)
+
+
+def top_level(key: str) -> str:
+    """The input a property path starts in: ``gpus[1]`` -> ``gpus``, ``qgs.path`` -> ``qgs``."""
+    return re.split(r"[\[.]", key, maxsplit=1)[0]
 
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -148,15 +158,107 @@ def whole_numbers(value: Any) -> Any:
 
 
 class ProviderError(Exception):
-    """What the engine shows the user: our message, without the engine's internal frames."""
+    """What the engine shows the user: one line of ours, without a traceback.
+
+    Pulumi's dynamic-provider server answers every exception with ``traceback.format_exc()``,
+    which honours ``sys.tracebacklimit``: with 0 it prints no frames and no "Traceback" header,
+    only ``<type>: <message>``. So the limit is 0 from the moment we raise a ProviderError until
+    the server formats it (``str()`` is the last thing formatting does, after the frames were
+    skipped); other exceptions, such as a bug of ours, keep their traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._quiet = _QuietTracebacks.enter()
+
+    def __str__(self) -> str:
+        if self._quiet:
+            self._quiet = False
+            _QuietTracebacks.leave()
+        return str(self.args[0])
+
+
+# Shown as the type before our message: "pulumi-tdx: Pool 'pool': create failed: ...".
+ProviderError.__module__ = "builtins"
+ProviderError.__qualname__ = "pulumi-tdx"
+
+
+class _QuietTracebacks:
+    """``sys.tracebacklimit = 0`` while at least one ProviderError awaits formatting (the
+    server runs 4 calls at once); the previous value comes back after the last one."""
+
+    _lock = threading.Lock()
+    _count = 0
+    _saved: Any = None
+
+    @classmethod
+    def enter(cls) -> bool:
+        with cls._lock:
+            if cls._count == 0:
+                cls._saved = getattr(sys, "tracebacklimit", _UNSET)
+                sys.tracebacklimit = 0
+            cls._count += 1
+        return True
+
+    @classmethod
+    def leave(cls) -> None:
+        with cls._lock:
+            cls._count -= 1
+            if cls._count == 0:
+                if cls._saved is _UNSET:
+                    del sys.tracebacklimit
+                else:
+                    sys.tracebacklimit = cls._saved
+
+
+_UNSET = object()
+
+# What failed, in the user's words, per provider method.
+_OPERATIONS = {"check": "checking the inputs", "diff": "diff", "create": "create",
+               "read": "refresh", "update": "update", "delete": "delete"}
+
+
+def _what_to_do(exc: BaseException, uri: str) -> str:
+    """The next step for a failure whose message does not already say one."""
+    from tdx_provider.errors import (
+        ConflictError,
+        HostNotReadyError,
+        InputError,
+        InUseError,
+    )
+
+    if isinstance(exc, InputError):
+        return f"change {exc.field} in the program and run again"
+    if isinstance(exc, ConflictError):
+        return "choose another name or remove the other object"
+    if isinstance(exc, InUseError):
+        return "remove what uses it first"
+    if isinstance(exc, HostNotReadyError):
+        return "see `tdxctl host-check`, or set tdx=False"
+    if isinstance(exc, OSError):
+        return "check that file or URL and run again"
+    return f"check libvirtd at {uri} (`tdxctl --uri {uri} list`) and run again"
+
+
+def failure_line(kind: str, props: dict[str, Any], operation: str, exc: BaseException) -> str:
+    """``<Kind> '<resource>': <operation> failed: <why>; <what to do>``. Engine messages carry
+    their own advice after a "; "; the others get one by kind of failure."""
+    resource = (props.get("owner") or {}).get("resource") or props.get("name") or "?"
+    why = str(exc).strip() or type(exc).__name__
+    if type(exc).__module__ == "libvirt":
+        why = f"libvirt: {why}"
+    line = f"{kind} {resource!r}: {_OPERATIONS.get(operation, operation)} failed: {why}"
+    if "; " not in why:
+        line += f"; {_what_to_do(exc, props.get('uri') or 'qemu:///system')}"
+    return " ".join(line.split())  # one line, whatever the message held
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def adapter(method: F) -> F:
-    """Wrap a provider method: integer-typed property dicts in, engine errors out as one clear
-    message (the property name first for input errors)."""
+    """Wrap a provider method: integer-typed property dicts in; failures a user can cause or
+    meet (our engine's errors, libvirt's, files and URLs) out as one line of ours."""
     import functools
 
     from tdx_provider.errors import TdxError
@@ -168,9 +270,9 @@ def adapter(method: F) -> F:
         args = tuple(whole_numbers(a) if isinstance(a, dict) else a for a in args)
         try:
             return method(self, *args)
-        except TdxError as exc:
-            raise ProviderError(str(exc)) from None
-        except libvirt.libvirtError as exc:  # e.g. libvirtd went away in the middle of a call
-            raise ProviderError(f"{method.__name__}: libvirt: {exc}") from None
+        except (TdxError, libvirt.libvirtError, OSError) as exc:
+            props = next((a for a in reversed(args) if isinstance(a, dict)), {})
+            kind = type(self).__name__.removesuffix("Provider")
+            raise ProviderError(failure_line(kind, props, method.__name__, exc)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -43,14 +43,16 @@ class OverlayProvider(ResourceProvider):
         checker.field("uri", validation.uri)
         checker.field("pool", validation.name)
         checker.field("name", validation.name)
-        checker.field(
-            "base_image", lambda f, v: validation.absolute_path(f, v, must_exist=False)
-        )
+        checker.field("base_image", _base_image_ref)
         checker.field(
             "capacity", lambda f, v: validation.integer(f, v, minimum=1), optional=True
         )
+        if checker.known("uri", "pool", "base_image"):
+            checker.run("uri", lambda: _resolve_base_name(checker.inputs))
         if checker.known("uri", "capacity") and checker.inputs.get("capacity"):
             checker.run("capacity", lambda: _check_capacity(checker.inputs))
+        if checker.known("uri", "pool", "name") and not checker.failures:
+            _path_of(checker.inputs)
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter
@@ -61,10 +63,12 @@ class OverlayProvider(ResourceProvider):
             and not is_unknown(new_capacity)
             and new_capacity < (olds.get("capacity") or 0)
         ):
-            raise ValueError(
-                f"capacity: shrinking overlay {olds.get('name')!r} from {olds['capacity']} to "
-                f"{new_capacity} bytes would lose data; it is refused (grow it, or replace it by "
-                "changing its name)"
+            from tdx_provider.errors import InputError
+
+            raise InputError(
+                "capacity", f"shrinking overlay {olds.get('name')!r} from {olds['capacity']} to "
+                f"{new_capacity} bytes would lose data; grow it, or replace it by changing its "
+                "name"
             )
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     optional=OPTIONAL_KEYS, delete_before_replace=not news.get("auto_named"))
@@ -75,11 +79,13 @@ class OverlayProvider(ResourceProvider):
         from tdx_provider.connection import connect
 
         with connect(props["uri"]) as conn:
+            # a name only when its base did not exist yet at check (made in this same update)
+            base_path = volume.resolve_base(conn, props["pool"], props["base_image"], "base_image")
             info = volume.create_overlay(
-                conn, props["pool"], props["name"], props["base_image"], owner_of(props),
+                conn, props["pool"], props["name"], base_path, owner_of(props),
                 capacity=props.get("capacity"),
             )
-        return CreateResult(info.key, _outputs(props, info))
+        return CreateResult(info.key, _outputs({**props, "base_image": base_path}, info))
 
     @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -110,6 +116,44 @@ class OverlayProvider(ResourceProvider):
             volume.delete(conn, props["pool"], props["name"])
 
 
+def _path_of(inputs: dict[str, Any]) -> None:
+    """The overlay's path as a checked input, once its pool exists. Preview shows an update's
+    outputs as its inputs, so without this a growth in place would make ``Overlay.path``
+    unknown at preview, and every TrustDomain on it would show a replace."""
+    from tdx_provider import volume
+    from tdx_provider.connection import connect
+
+    try:
+        with connect(inputs["uri"]) as conn:
+            inputs["path"] = volume.expected_path(conn, inputs["pool"], inputs["name"])
+    except Exception:  # only a preview nicety: the path is then unknown until create
+        inputs["path"] = None
+
+
+def _base_image_ref(field: str, value: Any) -> str:
+    """An absolute path of the base volume, or its volume name in ``pool``."""
+    from tdx_provider import validation
+
+    if isinstance(value, str) and value.startswith("/"):
+        return validation.absolute_path(field, value, must_exist=False)
+    return validation.name(field, value)
+
+
+def _resolve_base_name(inputs: dict[str, Any]) -> None:
+    """A base given by volume name becomes its path, so every form of the same base (the
+    BaseImage, its path, its name) is one value and changing between them is no diff. A name
+    whose volume does not exist yet (made in this same update) stays a name until create."""
+    from tdx_provider import volume
+    from tdx_provider.connection import connect
+
+    if inputs["base_image"].startswith("/"):
+        return
+    with connect(inputs["uri"]) as conn:
+        path = volume.path_in_pool(conn, inputs["pool"], inputs["base_image"])
+    if path is not None:
+        inputs["base_image"] = path
+
+
 def _check_capacity(inputs: dict[str, Any]) -> None:
     """At preview: an overlay may not be smaller than its base image. The base's size comes
     from the BaseImage (known at preview when its source is local, even before it exists) or
@@ -121,7 +165,7 @@ def _check_capacity(inputs: dict[str, Any]) -> None:
 
     base_capacity = inputs.get("base_capacity")
     if is_unknown(base_capacity) or not isinstance(base_capacity, int):
-        if is_unknown(inputs.get("base_image")):
+        if is_unknown(inputs.get("base_image")) or not inputs["base_image"].startswith("/"):
             return  # made in this same update from a source we cannot size at preview
         with connect(inputs["uri"]) as conn:
             try:

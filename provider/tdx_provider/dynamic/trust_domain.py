@@ -159,7 +159,9 @@ class TrustDomainProvider(ResourceProvider):
             domain.start(conn, name)
             info = domain.read(conn, name)
             if info is None:
-                raise RuntimeError(f"domain {name!r} disappeared during the update")
+                from tdx_provider.errors import LibvirtOperationError
+
+                raise LibvirtOperationError(f"domain {name!r} disappeared during the update")
             info = _wait_for_connection_details(conn, info)
         return UpdateResult(_outputs(news, info))
 

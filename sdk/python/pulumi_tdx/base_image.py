@@ -9,7 +9,7 @@ import pulumi.dynamic
 
 from tdx_provider.dynamic.base_image import BaseImageProvider
 
-from ._util import DEFAULT_URI, owner
+from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
 from .pool import Pool
 
 
@@ -28,7 +28,7 @@ class BaseImageArgs:
     uri: pulumi.Input[str] = DEFAULT_URI
 
 
-class BaseImage(pulumi.dynamic.Resource):
+class BaseImage(pulumi.dynamic.Resource, module=MODULE, name="BaseImage"):
     """A read-only (0644) base volume, imported through the libvirt storage API (upload stream),
     so it also works on a remote URI. Changing ``source``, ``sha256``, ``name``, ``format`` or
     ``pool`` replaces it. Delete is refused while volumes are backed by it."""
@@ -65,4 +65,4 @@ class BaseImage(pulumi.dynamic.Resource):
             "owner": owner(resource_name),
             "path": None, "key": None, "capacity": None, "allocation": None,
         }
-        super().__init__(BaseImageProvider(), resource_name, props, opts)
+        super().__init__(BaseImageProvider(), resource_name, props, with_legacy_alias(opts))

@@ -9,7 +9,7 @@ import pulumi.dynamic
 
 from tdx_provider.dynamic.overlay import OverlayProvider
 
-from ._util import DEFAULT_URI, owner
+from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
 from .base_image import BaseImage
 from .pool import Pool
 
@@ -19,7 +19,9 @@ class OverlayArgs:
     pool: pulumi.Input[str]
     """Name of the pool (or pass the ``Pool`` resource)."""
     base_image: pulumi.Input[str]
-    """Path of the base volume (or pass the ``BaseImage`` resource)."""
+    """The base volume: its path, its volume name in ``pool``, or the ``BaseImage`` resource.
+    All three forms of one base are the same value (a name is resolved through libvirt at
+    preview), so changing between them is no change."""
     name: pulumi.Input[str] | None = None
     """Volume name; default: resource name plus a random suffix."""
     capacity: pulumi.Input[int] | None = None
@@ -28,7 +30,7 @@ class OverlayArgs:
     uri: pulumi.Input[str] = DEFAULT_URI
 
 
-class Overlay(pulumi.dynamic.Resource):
+class Overlay(pulumi.dynamic.Resource, module=MODULE, name="Overlay"):
     """A qcow2 overlay (mode 0600) backed by a base volume, never a copy of it. Changing
     ``base_image``, ``name`` or ``pool`` replaces it. Delete is refused while a defined domain
     uses it."""
@@ -62,4 +64,4 @@ class Overlay(pulumi.dynamic.Resource):
                  # known at preview for a local source, so a too-small capacity fails there
                  "base_capacity": base_image.capacity if isinstance(base_image, BaseImage)
                  else None}
-        super().__init__(OverlayProvider(), resource_name, props, opts)
+        super().__init__(OverlayProvider(), resource_name, props, with_legacy_alias(opts))

@@ -9,7 +9,7 @@ import pulumi.dynamic
 
 from tdx_provider.dynamic.pool import PoolProvider
 
-from ._util import DEFAULT_URI, owner
+from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PoolArgs:
     """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work)."""
 
 
-class Pool(pulumi.dynamic.Resource):
+class Pool(pulumi.dynamic.Resource, module=MODULE, name="Pool"):
     """A libvirt ``dir`` storage pool.
 
     Create defines, builds, starts, sets autostart and refreshes. A pool of the same name and
@@ -63,4 +63,4 @@ class Pool(pulumi.dynamic.Resource):
             "uuid": None, "state": None, "capacity": None, "allocation": None,
             "available": None, "adopted": None,
         }
-        super().__init__(PoolProvider(), resource_name, props, opts)
+        super().__init__(PoolProvider(), resource_name, props, with_legacy_alias(opts))

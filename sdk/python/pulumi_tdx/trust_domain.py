@@ -10,7 +10,7 @@ import pulumi.dynamic
 
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
 
-from ._util import DEFAULT_URI, owner
+from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
 from .overlay import Overlay
 
 
@@ -89,7 +89,7 @@ class TrustDomainArgs:
     ``single-pass`` or ``two-pass``; None derives it from the host's QEMU version."""
 
 
-class TrustDomain(pulumi.dynamic.Resource):
+class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
     """An Intel TDX trust domain on libvirt.
 
     Changes to ``autostart`` and ``shutdown_timeout`` are applied in place; every other input
@@ -173,4 +173,4 @@ class TrustDomain(pulumi.dynamic.Resource):
         )
         props = {**vars(args), "owner": owner(resource_name), "uuid": None, "state": None,
                  "ssh_port": None, "ip": None, "mrtd": None}
-        super().__init__(TrustDomainProvider(), resource_name, props, opts)
+        super().__init__(TrustDomainProvider(), resource_name, props, with_legacy_alias(opts))

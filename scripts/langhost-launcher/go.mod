@@ -1,0 +1,5 @@
+module pulumi-tdx.local/langhost-launcher
+
+go 1.26
+
+require gopkg.in/yaml.v3 v3.0.1
