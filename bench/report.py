@@ -259,6 +259,18 @@ def stall_table(stalled: dict[str, Any]) -> str:
     ], digits=3)
 
 
+def shared_table(shared: dict[str, Any]) -> str:
+    m = shared["median"]
+    return _table(["", "up", "destroy"], [
+        ["stack A alone", m["a_up"], m["a_destroy"]],
+        ["stack B alone", m["b_up"], m["b_destroy"]],
+        ["A alone + B alone (the same work, one after the other)", m["sequential_up"],
+         m["sequential_destroy"]],
+        ["**two stacks, one pool**: A and B at once (wall time until both end)",
+         m["both_up"], m["both_destroy"]],
+    ])
+
+
 def memory_table(summary: dict[str, Any]) -> str:
     rows = []
     for n, size in summary["sizes"].items():
@@ -292,6 +304,11 @@ def render(results: dict[str, Any]) -> str:
     if results.get("stall"):
         parts += ["### A volume delete while another domain shuts down (seconds)",
                   stall_table(results["stall"])]
+    if results.get("shared"):
+        shared = results["shared"]
+        parts += [f"### Two stacks, one pool (median seconds; each stack: base image, "
+                  f"{shared['overlays']} overlays, {shared['domains']} guests)",
+                  shared_table(shared)]
     if results.get("import"):
         parts += ["### Image import", import_table(results["import"])]
     parts += [

@@ -63,7 +63,7 @@ WAIT_ENV = "PULUMI_TDX_LOCK_WAIT_SECONDS"
 STALE_SECONDS = 120.0
 WAIT_SECONDS = 1800.0   # a live holder keeps a waiter waiting at most this long
 RECORD_BYTES = 4096
-POLL_FIRST, POLL_MAX = 0.02, 0.25
+POLL_FIRST, POLL_MAX = 0.005, 0.05  # a hold lasts milliseconds: poll often (cheap)
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from tdx_provider import exclusion, ledger, pool, retry
 from tdx_provider.connection import connect
 from tests.e2e.test_concurrency import errors_in
 from tests.support import guest as tg
+from tests.support.shared_pool import PROGRAM, configure
 from tests.support.stack import REPO_ROOT, VENV, Result, Stack
 
 pytestmark = pytest.mark.e2e
@@ -43,40 +44,6 @@ DOMAINS = 2
 CYCLES = 5
 KILL_CYCLE = 1
 STALE = 5  # seconds (PULUMI_TDX_LOCK_STALE_SECONDS): short, so the killed holder costs little
-
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-uri = cfg.require("uri")
-pool = Pool("pool", name=cfg.require("pool"), path=cfg.require("pool_path"), autostart=False,
-            uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
-disks = [Overlay(f"disk-{i}", pool=pool, base_image=base, name=f"{prefix}-disk-{i}", uri=uri)
-         for i in range(cfg.require_int("overlays"))]
-for i in range(cfg.require_int("domains")):
-    TrustDomain(
-        f"td-{i}", overlay=disks[i], name=f"{prefix}-td-{i}", memory_mib=128, vcpus=1,
-        tdx=False, domain_type="qemu", vsock=False, network=None,
-        kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
-        cmdline=cfg.require("cmdline"), console_log=f"{cfg.require('work')}/td-{i}.log",
-        shutdown_timeout=3, uri=uri,
-    )
-"""
-
-
-def configure(stack: Stack, prefix: str, pool_name: str, pool_path: Path, work: Path,
-              guest: tg.TestGuest, uri: str) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    stack.config({
-        "prefix": prefix, "uri": uri, "pool": pool_name, "pool_path": str(pool_path),
-        "work": str(work), "image": str(guest.base_image), "kernel": str(guest.kernel),
-        "initrd": str(guest.initrd), "cmdline": tg.CMDLINE, "overlays": OVERLAYS,
-        "domains": DOMAINS,
-    })
-
 
 def expected_ledger(names: dict[str, str], owners: dict[str, str]) -> dict[str, str]:
     """volume -> owner (project/stack/resource) for both stacks' volumes."""
@@ -185,8 +152,9 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
             cleanup.cycle = cycle
             uris = {"a": URI, "b": REMOTE_STYLE if cycle % 2 else URI}
             for key, stack in stacks.items():
-                configure(stack, names[key], pool_name, pool_path, work_dir / key, guest,
-                          uris[key])
+                configure(stack.config, prefix=names[key], pool_name=pool_name,
+                          pool_path=pool_path, work=work_dir / key, guest=guest, uri=uris[key],
+                          overlays=OVERLAYS, domains=DOMAINS)
             killed = None
             if cycle == KILL_CYCLE:
                 cleanup.paused.set()
