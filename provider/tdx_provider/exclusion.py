@@ -252,14 +252,10 @@ def _break(pool: libvirt.virStoragePool, record: bytes, unchanged: float,
 
 
 def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
-    try:
-        record = _read(pool, LOCK_VOLUME)
-    except libvirt.libvirtError:
-        if _pool_gone(pool):
-            return  # the pool was deleted under the lock (pool.delete ends the lock itself)
-        raise
+    """Delete the lock volume if it still carries our token."""
+    record = _read(pool, LOCK_VOLUME)
     if record is None:
-        return
+        return  # the pool was deleted under the lock (pool.delete ends the lock itself)
     try:
         token = json.loads(record).get("token")
     except ValueError:
@@ -271,11 +267,58 @@ def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
     _delete(pool, LOCK_VOLUME)
 
 
+RECONNECT_SECONDS = 20.0  # how long a release waits for a libvirtd that went away to return
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
 def _pool_gone(pool: libvirt.virStoragePool) -> bool:
     try:
         return not pool.isActive()
-    except libvirt.libvirtError:
-        return True
+    except libvirt.libvirtError as exc:
+        return is_no_such(exc)
+
+
+def _release_safely(conn: libvirt.virConnect, uri: str, name: str,
+                    pool: libvirt.virStoragePool, holder: Holder) -> None:
+    """Release in ``finally``: never raises (that would hide the error being handled). When our
+    connection died with the lock held (libvirtd restarted), release through a new one, so that
+    the next writer need not wait for the stale time."""
+    try:
+        _release(pool, holder)
+        return
+    except libvirt.libvirtError as exc:
+        if _alive(conn):
+            if not _pool_gone(pool):
+                log.warning("pool %s: cannot release our lock (%s); other writers will break "
+                            "it after %.0f s", name, exc, stale_seconds())
+            return
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    while True:
+        try:
+            fresh = libvirt.open(uri)
+            try:
+                found = fresh.storagePoolLookupByName(name)
+                if found.isActive():
+                    _release(found, holder)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    fresh.close()
+            return
+        except libvirt.libvirtError as exc:
+            if is_no_such(exc):
+                return
+            if time.monotonic() >= deadline:
+                log.warning("pool %s: lost the connection while holding the lock and could not "
+                            "release it (%s); other writers will break it after %.0f s",
+                            name, exc, stale_seconds())
+                return
+        time.sleep(0.5)
 
 
 class _Heartbeat:
@@ -359,5 +402,5 @@ def pool_lock(conn: libvirt.virConnect, name: str) -> Iterator[libvirt.virStorag
                 yield pool
         finally:
             _depth[key] = 0
-            _release(pool, holder)
+            _release_safely(conn, key[0], name, pool, holder)
 

@@ -56,6 +56,8 @@ class PoolProvider(ResourceProvider):
         # The pool name is always given by the user: a replacement must delete first.
         # Stacks made before `shared` existed have no such output: it was False.
         olds = {**olds, "shared": bool(olds.get("shared"))}
+        if news.get("shared") is None:
+            news = {**news, "shared": False}
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     delete_before_replace=True)
 
