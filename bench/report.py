@@ -255,6 +255,8 @@ def stall_table(stalled: dict[str, Any]) -> str:
         ["ours (`volume.delete`: checks every domain)", m["ours_idle"],
          m["ours_during_shutdown"]],
         ["plain `vol.delete(0)`", m["plain_idle"], m["plain_during_shutdown"]],
+        ["a bare `listAllDomains` (what any in-use scan starts with)", m.get("list_idle"),
+         m.get("list_during_shutdown")],
         ["(that domain: QEMU power-off → shut off)", "", m["qemu_exit"]],
     ], digits=3)
 
