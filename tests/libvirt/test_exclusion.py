@@ -183,3 +183,29 @@ def test_two_creators_of_one_pool_both_succeed_one_creates_the_other_adopts(
         assert qemu_conn.storagePoolLookupByName(unique).isActive()
     finally:
         remove_prefixed(qemu_conn, unique)
+
+
+def test_a_shared_or_adopted_pool_outlives_its_stack_whatever_it_holds(
+    qemu_uri: str, unique: str, scratch_dir: Path, qemu_conn: libvirt.virConnect,
+) -> None:
+    """The creator's destroy is refused while another stack's volume remains, unless its Pool
+    is `shared` (then the pool stays, defined and running, and the destroy succeeds)."""
+    from tdx_provider.dynamic._common import ProviderError
+    from tdx_provider.dynamic.pool import PoolProvider
+
+    provider = PoolProvider()
+    props = {"name": unique, "path": str(scratch_dir / "p"), "autostart": False,
+             "uri": qemu_uri, "owner": {"project": "p", "stack": "creator", "resource": "pool"}}
+    try:
+        created = provider.create(props)
+        assert created.outs["adopted"] is False
+        found = qemu_conn.storagePoolLookupByName(unique)
+        found.createXML("<volume><name>other-stack.img</name><capacity>1048576</capacity>"
+                        "<target><format type='raw'/></target></volume>", 0)
+        with pytest.raises(ProviderError, match=r"still holds volumes other-stack\.img"):
+            provider.delete(unique, {**created.outs, "shared": False})
+        provider.delete(unique, {**created.outs, "shared": True})
+        assert found.isActive()
+        assert pool.user_volumes(found) == ["other-stack.img"]
+    finally:
+        remove_prefixed(qemu_conn, unique)
