@@ -5,10 +5,11 @@ implementation of each behaviour:
 
 - ``list``: :func:`domain.list_all`, :func:`domain.instance_of` (our owner tag) and
   :mod:`introspect` (IP, SSH host port, vsock CID);
-- ``pool-info`` / ``pool-cleanup``: :mod:`pool`, :mod:`ledger` (which volumes are ours) and
-  :mod:`volume` (``domains_using``, ``volumes_backed_by``, ``delete``);
+- ``pool-info`` / ``pool-cleanup``: :mod:`pool`, :mod:`ledger` (which volumes are ours, and
+  which their stacks gave up) and :mod:`volume` (``domains_using``, ``volumes_backed_by``,
+  ``delete``); cleanup holds the pool through :mod:`exclusion`, like ``pulumi up`` does;
 - ``delete``: :func:`domain.delete` (ACPI, bounded wait, force, undefine), one connection per
-  thread;
+  thread; the overlays of deleted domains are released in the ledger (:func:`ledger.release`);
 - ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD.
 
 Any other command runs ``virsh -c URI ...`` (as tdvirsh did).

@@ -360,6 +360,16 @@ def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
     checked = vol.path() if vol is not None else None
     if checked is not None:
         _refuse_if_used(conn, name, checked)
+    try:
+        _delete_locked(conn, pool_name, name, checked)
+    except (libvirt.libvirtError, LibvirtOperationError):
+        if pools.lookup(conn, pool_name) is None:
+            return  # the pool went away meanwhile (another stack deleted it): gone is success
+        raise
+
+
+def _delete_locked(conn: libvirt.virConnect, pool_name: str, name: str,
+                   checked: str | None) -> None:
     with pool_lock(conn, pool_name) as pool:
         vol = lookup(pool, name)
         if vol is None:
