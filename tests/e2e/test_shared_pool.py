@@ -190,6 +190,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
             if deleting is not None:
                 done = deleting.result()
                 assert done.returncode == 0, done.stdout + done.stderr
+                assert "FAILED" not in done.stdout, done.stdout
             down_seconds = time.monotonic() - middle
 
             assert pool_contents(pool_name) == ([], {}), f"cycle {cycle} after destroy"
