@@ -43,7 +43,7 @@ OVERLAYS = 6
 DOMAINS = 2
 CYCLES = 5
 KILL_CYCLE = 1
-STALE = 5  # seconds (PULUMI_TDX_LOCK_STALE_SECONDS): short, so the killed holder costs little
+STALE = 8  # seconds (PULUMI_TDX_LOCK_STALE_SECONDS): short, so the killed holder costs little
 
 def expected_ledger(names: dict[str, str], owners: dict[str, str]) -> dict[str, str]:
     """volume -> owner (project/stack/resource) for both stacks' volumes."""
