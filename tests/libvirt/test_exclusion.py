@@ -209,3 +209,18 @@ def test_a_shared_or_adopted_pool_outlives_its_stack_whatever_it_holds(
         assert pool.user_volumes(found) == ["other-stack.img"]
     finally:
         remove_prefixed(qemu_conn, unique)
+
+
+def test_a_live_holder_that_keeps_the_pool_too_long_is_named_in_the_error(
+    qemu_uri: str, shared_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(exclusion.WAIT_ENV, "1")
+    proc = holder(qemu_uri, shared_pool, seconds=4.0)
+    try:
+        with pytest.raises(exclusion.LockTimeoutError,
+                           match=rf"locked by .*pid {proc.pid} on .* for more than 1 s"), \
+                connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
+            pass
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
