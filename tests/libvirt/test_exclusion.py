@@ -224,3 +224,11 @@ def test_a_live_holder_that_keeps_the_pool_too_long_is_named_in_the_error(
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None:
+    from tdx_provider import cli
+
+    assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
+    assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
+    assert cli._kind(ledger.LEDGER_VOLUME, {}) == "ledger"
