@@ -263,8 +263,22 @@ def stall_table(stalled: dict[str, Any]) -> str:
         ["ours (`volume.delete`: checks every domain)", m["ours_idle"],
          m["ours_during_shutdown"]],
         ["plain `vol.delete(0)`", m["plain_idle"], m["plain_during_shutdown"]],
+        ["a bare `listAllDomains` (what any in-use scan starts with)", m.get("list_idle"),
+         m.get("list_during_shutdown")],
         ["(that domain: QEMU power-off → shut off)", "", m["qemu_exit"]],
     ], digits=3)
+
+
+def shared_table(shared: dict[str, Any]) -> str:
+    m = shared["median"]
+    return _table(["", "up", "destroy"], [
+        ["stack A alone", m["a_up"], m["a_destroy"]],
+        ["stack B alone", m["b_up"], m["b_destroy"]],
+        ["A alone + B alone (the same work, one after the other)", m["sequential_up"],
+         m["sequential_destroy"]],
+        ["**two stacks, one pool**: A and B at once (wall time until both end)",
+         m["both_up"], m["both_destroy"]],
+    ])
 
 
 def sigint_table(measured: dict[str, Any]) -> str:
@@ -318,6 +332,11 @@ def render(results: dict[str, Any]) -> str:
     if results.get("stall"):
         parts += ["### A volume delete while another domain shuts down (seconds)",
                   stall_table(results["stall"])]
+    if results.get("shared"):
+        shared = results["shared"]
+        parts += [f"### Two stacks, one pool (median seconds; each stack: base image, "
+                  f"{shared['overlays']} overlays, {shared['domains']} guests)",
+                  shared_table(shared)]
     if results.get("import"):
         parts += ["### Image import", import_table(results["import"])]
     if results.get("sigint"):

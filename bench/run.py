@@ -5,8 +5,8 @@ fails on a number.
     bench/run.py                       # N = 1, 4, 8; 3 runs each; 1 GiB image import
     bench/run.py --runs-for 8=1        # fewer runs for the largest stack
     bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
-    bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, import,
-                                       # sigint, measure (MRTD of a 4 MiB TDVF)
+    bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, shared,
+                                       # import, sigint, measure (MRTD of a 4 MiB TDVF)
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
 """
 
@@ -31,14 +31,14 @@ from bench.observe import LifecycleRecorder, start_event_loop
 
 start_event_loop()  # before any libvirt connection, so lifecycle events are delivered
 
-from bench import common, image_import, lifecycle, report, sigint, stall  # noqa: E402
+from bench import common, image_import, lifecycle, report, shared_pool, sigint, stall  # noqa: E402
 from bench import measure as measure_bench  # noqa: E402
 from bench.direct import ProviderDriver, captured_provider_log  # noqa: E402
 from bench.floor import FloorDriver  # noqa: E402
 from bench.layout import Layout  # noqa: E402
 from bench.workload import run_workload  # noqa: E402
 
-SECTIONS = ("lifecycle", "engine", "direct", "stall", "import", "sigint", "measure")
+SECTIONS = ("lifecycle", "engine", "direct", "stall", "shared", "import", "sigint", "measure")
 NOTES = [
     "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
     "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override the runs for one N, e.g. 8=1 (repeatable)")
     parser.add_argument("--image-mib", type=int, default=1024,
                         help="guest data of the import image in MiB (default 1024)")
+    parser.add_argument("--shared-overlays", type=int, default=6,
+                        help="overlays per stack in the two-stacks-one-pool run (default 6)")
+    parser.add_argument("--shared-domains", type=int, default=2,
+                        help="guests per stack in the two-stacks-one-pool run (default 2)")
     parser.add_argument("--import-runs", type=int, default=None,
                         help="runs of the import benchmark (default: --runs)")
     parser.add_argument("--only", default=",".join(SECTIONS),
@@ -219,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         if "stall" in args.sections:
             log("volume delete while another domain shuts down")
             results["stall"] = stall.run_stall(guest, events, args.runs)
+        if "shared" in args.sections:
+            log("two stacks, one pool")
+            results["shared"] = shared_pool.run_shared(
+                guest, args.runs, workroot, args.shared_overlays, args.shared_domains)
+            finish(results, out)
         if "sigint" in args.sections:
             log("no-op preview from a caller that ignores SIGINT, and from one that does not")
             results["sigint"] = sigint.run_sigint(workroot, args.runs)

@@ -5,12 +5,13 @@ implementation of each behaviour:
 
 - ``list``: :func:`domain.list_all`, :func:`domain.instance_of` (our owner tag) and
   :mod:`introspect` (IP, SSH host port, vsock CID);
-- ``pool-info`` / ``pool-cleanup``: :mod:`pool`, :mod:`ledger` (which volumes are ours) and
-  :mod:`volume` (``domains_using``, ``volumes_backed_by``, ``delete``);
+- ``pool-info`` / ``pool-cleanup``: :mod:`pool`, :mod:`ledger` (which volumes are ours, and
+  which their stacks gave up) and :mod:`volume` (``domains_using``, ``volumes_backed_by``,
+  ``delete``); cleanup holds the pool through :mod:`exclusion`, like ``pulumi up`` does;
 - ``delete``: :func:`domain.delete` (ACPI, bounded wait, force, undefine), one connection per
-  thread;
+  thread; the overlays of deleted domains are released in the ledger (:func:`ledger.release`);
 - ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD;
-- ``measure``: :mod:`measure_cmd` over :mod:`measure`, the MRTD the TD preview shows.
+- ``measure``: :mod:`measure_cmd` over :mod:`measure`, the MRTD the TD preview shows;
 - ``render``: :func:`render.render_inputs`, the preview checks and render of a TrustDomain.
 
 Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
@@ -19,6 +20,8 @@ Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +33,19 @@ from typing import Any, TypeVar
 import libvirt
 from lxml import etree
 
-from . import __version__, domain, host, introspect, ledger, measure_cmd, tables, validation, volume
+from . import (
+    __version__,
+    domain,
+    exclusion,
+    host,
+    introspect,
+    ledger,
+    measure_cmd,
+    retry,
+    tables,
+    validation,
+    volume,
+)
 from . import pool as pools
 from .connection import DEFAULT_URI, connect
 from .errors import InputError, InUseError, TdxError
@@ -142,6 +157,8 @@ def _read_ledger(pool: libvirt.virStoragePool) -> dict[str, ledger.Entry] | None
 def _kind(name: str, entries: Mapping[str, ledger.Entry] | None) -> str | None:
     if name == ledger.LEDGER_VOLUME:
         return "ledger"
+    if name in ledger.INTERNAL_VOLUMES:
+        return "lock"
     if entries is None:
         return None
     entry = entries.get(name)
@@ -243,16 +260,50 @@ def _orphan_row(pool: str, name: str, entry: ledger.Entry, action: str,
             "reason": reason}
 
 
-def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
-                 dry_run: bool) -> list[Row]:
-    """Remove (or, dry, name) the overlays in our ledger that no domain uses.
+DECLARED = ("declared by its stack; `tdxctl pool-cleanup --owner PROJECT/STACK` removes it "
+            "once that stack is gone")
 
-    Base images and volumes the ledger does not list are never candidates. An orphaned overlay
-    that still backs another volume is kept, and :func:`volume.delete` re-checks both under the
-    pool lock, so a domain defined meanwhile keeps its overlay.
+
+def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
+                 dry_run: bool, owner: str | None = None) -> list[Row]:
+    """Remove (or, dry, name) the orphaned overlays of the pool.
+
+    An overlay is orphaned when the ledger lists it as ours, no domain (running or defined)
+    uses it, no volume is backed by it, and its stack gave it up: ``tdxctl delete`` released
+    it with the domain that used it, or ``owner`` (``PROJECT[/STACK[/RESOURCE]]``) says that
+    stack is gone. Anything else a stack declares is kept, even without a domain: a spare
+    disk, or an overlay whose domain ``pulumi up`` has not made yet. Base images and volumes
+    the ledger does not list are never candidates.
+
+    The pass holds the pool (:func:`exclusion.pool_lock`), so it never sees a create half
+    done, and :func:`volume.delete` re-checks users, so a domain defined meanwhile keeps its
+    overlay.
     """
     name = pool.name()
-    pools.read(conn, name)  # refresh: volumes removed behind libvirt's back are not candidates
+    used = _paths_in_use(conn)  # outside the lock: this scan may wait on a stopping domain
+    if dry_run:
+        pools.read(conn, name)
+        return _cleanup_rows(conn, pool, used, owner, dry_run=True)
+    with exclusion.pool_lock(conn, name) as locked:
+        retry.transient(lambda: locked.refresh(0))  # volumes removed out of band: no candidates
+        return _cleanup_rows(conn, locked, used, owner, dry_run=False)
+
+
+def _paths_in_use(conn: libvirt.virConnect) -> set[str]:
+    used: set[str] = set()
+    for dom in conn.listAllDomains(0):
+        try:
+            doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError:
+            continue  # undefined while we looked
+        used.update(os.path.normpath(s.get("file", "")) for s in doc.iterfind(
+            "devices/disk/source") if s.get("file"))
+    return used
+
+
+def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool, used: set[str],
+                  owner: str | None, dry_run: bool) -> list[Row]:
+    name = pool.name()
     entries = ledger.read(pool)
     present = set(pool.listVolumes())
     rows = []
@@ -260,7 +311,12 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
         if entry.kind != "overlay" or vol_name not in present:
             continue
         vol = volume.lookup(pool, vol_name)
-        if vol is None or volume.domains_using(conn, vol.path()):
+        if vol is None or os.path.normpath(vol.path()) in used:
+            continue
+        given_up = entry.released or (
+            owner is not None and owner_matches(Owner.parse(entry.owner), owner))
+        if not given_up:
+            rows.append(_orphan_row(name, vol_name, entry, "kept", DECLARED))
             continue
         backed = volume.volumes_backed_by(conn, vol.path())
         if backed:
@@ -293,7 +349,7 @@ def _cleanup_pools(conn: libvirt.virConnect, name: str | None) -> list[libvirt.v
 def cmd_pool_cleanup(args: argparse.Namespace) -> int:
     with connect(args.uri) as conn:
         rows = [row for pool in _cleanup_pools(conn, args.pool)
-                for row in cleanup_pool(conn, pool, args.dry_run)]
+                for row in cleanup_pool(conn, pool, args.dry_run, args.owner)]
     failed = any(row["action"] == "failed" for row in rows)
     if args.json:
         print(tables.to_json(rows))
@@ -388,6 +444,8 @@ def teardown(uri: str, doomed: Doomed) -> Row:
         row["error"] = str(exc)
         return row
     row["seconds"] = round(result.seconds, 1)
+    if result.existed and doomed.owner is not None and doomed.overlay:
+        release_overlay(uri, doomed.overlay)
     if not result.existed:
         row["result"] = "gone"
     elif not was_running:
@@ -395,6 +453,16 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     else:
         row["result"] = "graceful" if result.graceful else "forced"
     return row
+
+
+def release_overlay(uri: str, path: str) -> None:
+    """Mark the overlay of a domain ``delete`` removed as given up by its stack, so that
+    ``pool-cleanup`` may remove it. Gone already (its stack deleted it) is fine."""
+    with contextlib.suppress(libvirt.libvirtError, TdxError), connect(uri) as conn:
+        vol = conn.storageVolLookupByPath(path)
+        pool_name = vol.storagePoolLookupByVolume().name()
+        with exclusion.pool_lock(conn, pool_name) as pool:
+            ledger.release(pool, vol.name())
 
 
 def describe_teardown(row: Row) -> str:
@@ -436,7 +504,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.json:
         print(tables.to_json(rows))
     elif any(doomed.overlay for doomed in chosen):
-        print(f"overlays stay in their pools; `{PROG} pool-cleanup` removes those no domain uses")
+        print(f"overlays stay in their pools, released by their stacks; `{PROG} pool-cleanup` "
+              "removes them")
     return EXIT_FAILED if any(row["result"] == "failed" for row in rows) else EXIT_OK
 
 
@@ -603,6 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a pool name (default: every running pool)")
     cleanup.add_argument("--dry-run", action="store_true",
                          help="print what would be removed; change nothing")
+    cleanup.add_argument("--owner", metavar="PROJECT[/STACK[/RESOURCE]]",
+                         help="that stack is gone: its overlays no domain uses are orphans too")
     cleanup.set_defaults(handler=cmd_pool_cleanup)
 
     delete = commands.add_parser(

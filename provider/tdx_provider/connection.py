@@ -7,8 +7,8 @@ pickles provider objects into state and serves several gRPC threads at once.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
@@ -33,22 +33,16 @@ def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
             conn.close()
 
 
-_locks_guard = threading.Lock()
-_pool_locks: dict[tuple[str, str], threading.RLock] = {}
-
-
-@contextlib.contextmanager
-def pool_lock(uri: str, pool: str) -> Iterator[None]:
-    """Serialise mutations of one pool (volume create/delete/refresh) within this process.
-
-    libvirt refuses concurrent volume work on a pool ("pool has asynchronous jobs running") and a
-    refresh while a volume is being built; other pools proceed in parallel.
-    """
-    key = (uri, pool)
-    with _locks_guard:
-        lock = _pool_locks.setdefault(key, threading.RLock())
-    with lock:
-        yield
+def is_local_uri(uri: str) -> bool:
+    """True when the URI reaches the libvirtd of this machine through its default socket, so
+    the client and the daemon see the same files. A host part (``qemu+ssh://host/system``) or
+    an explicit ``socket=`` (``qemu+unix:///system?socket=...``: perhaps a daemon in a chroot
+    or container, or another machine's socket forwarded here) is treated as remote: nothing
+    may assume a shared file system (pool exclusion never does, see :mod:`exclusion`)."""
+    parts = urlsplit(uri)
+    if parts.netloc:
+        return False
+    return "socket" not in parse_qs(parts.query)
 
 
 def is_no_such(exc: libvirt.libvirtError) -> bool:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import libvirt
 from lxml import etree
@@ -474,5 +473,7 @@ def require_tdx(conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool
 
 
 def is_local_uri(uri: str) -> bool:
-    """True for URIs without a host part (qemu:///system, qemu+unix:///system, test:///...)."""
-    return not urlsplit(uri).netloc
+    """See :func:`tdx_provider.connection.is_local_uri` (the one predicate of the engine)."""
+    from .connection import is_local_uri as local
+
+    return local(uri)

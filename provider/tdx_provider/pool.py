@@ -1,19 +1,27 @@
 """libvirt ``dir`` storage pools: ensure (define, build, start, autostart, refresh), read and
-delete."""
+delete.
+
+Several stacks may declare the same pool. Defining a pool is atomic in libvirtd (a second
+definition of the name under another UUID is refused), so when two ups race to create it one
+defines it and the other adopts it; starting an already started pool is success. Changes of
+the pool's content and its deletion happen under :func:`exclusion.pool_lock`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 
 import libvirt
 from lxml import etree
 
-from . import ledger
-from .connection import is_no_such, pool_lock
+from . import ledger, retry
+from .connection import is_no_such
 from .errors import ConflictError, InUseError, LibvirtOperationError
+from .exclusion import pool_lock
 from .metadata import Owner
 
 _STATES = {
@@ -112,22 +120,14 @@ def ensure(
     A pool with that name and path is adopted, unless it carries the UUID this call gives the
     pools it creates for ``owner`` (see :func:`owned_uuid`): then an interrupted earlier run of
     the same resource made it, and it is ours, not adopted. Another pool on the same path, or
-    a pool of that name elsewhere, is a conflict that names it. On failure, what this call
-    made is removed.
+    a pool of that name elsewhere, is a conflict that names it. When another client defines
+    the pool between our look and our define, we adopt it. On failure, what this call made is
+    removed.
     """
-    uri = conn.getURI()
-    with pool_lock(uri, name):
+    for _attempt in range(3):
         existing = lookup(conn, name)
         if existing is not None:
-            existing_path = target_path(existing)
-            if os.path.normpath(existing_path) != os.path.normpath(path):
-                raise ConflictError(
-                    f"pool {name!r} already exists at {existing_path!r}, not at {path!r}; "
-                    "choose another name or path"
-                )
-            _start(existing, autostart)
-            ours = owner is not None and existing.UUIDString() == owned_uuid(name, owner)
-            return info(existing), not ours
+            return _adopt(existing, name, path, autostart, owner)
         other = find_by_path(conn, path)
         if other is not None:
             raise ConflictError(
@@ -135,24 +135,67 @@ def ensure(
                 "(libvirt refuses two dir pools on one directory); use that pool or another path"
             )
         mark = owned_uuid(name, owner) if owner is not None else None
-        pool = conn.storagePoolDefineXML(pool_xml(name, path, mark), 0)
         try:
-            pool.build(0)  # for a dir pool: mkdir -p with the pool's permissions
-            _start(pool, autostart)
-        except BaseException:
-            with contextlib.suppress(libvirt.libvirtError):
-                if pool.isActive():
-                    pool.destroy()
-                pool.undefine()
+            pool = conn.storagePoolDefineXML(pool_xml(name, path, mark), 0)
+        except libvirt.libvirtError as exc:
+            if "already exists" in str(exc) or lookup(conn, name) is not None:
+                continue  # another stack defined it meanwhile: adopt it (next round)
             raise
-        return info(pool), False
+        return _build_and_start(conn, pool, name, autostart), False
+    raise ConflictError(f"pool {name!r} keeps appearing and disappearing; try again")
 
 
-def _start(pool: libvirt.virStoragePool, autostart: bool) -> None:
-    if not pool.isActive():
-        pool.create(0)
-    pool.setAutostart(1 if autostart else 0)
-    pool.refresh(0)
+def _build_and_start(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str,
+                     autostart: bool) -> PoolInfo:
+    try:
+        retry.transient(lambda: pool.build(0))  # for a dir pool: mkdir -p with the pool's modes
+        _start(pool)
+        pool.setAutostart(1 if autostart else 0)
+        with pool_lock(conn, name):
+            retry.transient(lambda: pool.refresh(0))
+    except BaseException:
+        with contextlib.suppress(libvirt.libvirtError):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+        raise
+    return info(pool)
+
+
+def _adopt(existing: libvirt.virStoragePool, name: str, path: str, autostart: bool,
+           owner: Owner | None) -> tuple[PoolInfo, bool]:
+    existing_path = target_path(existing)
+    if os.path.normpath(existing_path) != os.path.normpath(path):
+        raise ConflictError(
+            f"pool {name!r} already exists at {existing_path!r}, not at {path!r}; "
+            "choose another name or path"
+        )
+    _start(existing, creator_may_be_building=True)
+    existing.setAutostart(1 if autostart else 0)
+    with pool_lock(existing.connect(), name):
+        retry.transient(lambda: existing.refresh(0))
+    ours = owner is not None and existing.UUIDString() == owned_uuid(name, owner)
+    return info(existing), not ours
+
+
+START_WAIT = 30.0  # seconds an adopter waits for a creator that has defined but not started
+
+
+def _start(pool: libvirt.virStoragePool, creator_may_be_building: bool = False) -> None:
+    """Start the pool; one that is already running (another client started it) is fine. An
+    adopter may find a pool that its creator has defined but not yet built: it waits."""
+    deadline = time.monotonic() + (START_WAIT if creator_may_be_building else 0.0)
+    attempt = 0
+    while not pool.isActive():
+        try:
+            retry.transient(lambda: pool.create(0))
+        except libvirt.libvirtError:
+            if pool.isActive():
+                return
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(retry.backoff(attempt))
+            attempt += 1
 
 
 def set_autostart(conn: libvirt.virConnect, name: str, autostart: bool) -> PoolInfo:
@@ -166,33 +209,46 @@ def read(conn: libvirt.virConnect, name: str) -> PoolInfo | None:
     if pool is None:
         return None
     if pool.isActive():
-        with pool_lock(conn.getURI(), name), contextlib.suppress(libvirt.libvirtError):
-            pool.refresh(0)
+        with contextlib.suppress(libvirt.libvirtError, LibvirtOperationError), \
+                pool_lock(conn, name):
+            retry.transient(lambda: pool.refresh(0))
     return info(pool)
+
+
+def user_volumes(pool: libvirt.virStoragePool) -> list[str]:
+    """The pool's volumes without our bookkeeping (ledger, lock)."""
+    return sorted(v for v in pool.listVolumes() if v not in ledger.INTERNAL_VOLUMES)
 
 
 def delete(conn: libvirt.virConnect, name: str, *, undefine: bool = True) -> None:
     """Stop and undefine the pool. Refused while it holds volumes (they are named); the
-    directory is removed only when empty. A pool that is already gone is success."""
-    with pool_lock(conn.getURI(), name):
-        pool = lookup(conn, name)
-        if pool is None:
-            return
-        if not pool.isActive():
-            pool.create(0)
-        pool.refresh(0)
-        volumes = sorted(v for v in pool.listVolumes() if v != ledger.LEDGER_VOLUME)
-        if volumes:
+    directory is removed only when empty. A pool that is already gone is success.
+
+    With ``undefine=False`` (an adopted pool, or one marked to outlive its stack) the pool
+    stays defined and running whatever it holds; only an empty ledger is removed."""
+    if lookup(conn, name) is None:
+        return
+    with pool_lock(conn, name) as pool:
+        retry.transient(lambda: pool.refresh(0))
+        volumes = user_volumes(pool)
+        if volumes and undefine:
             raise InUseError(
                 f"pool {name!r} still holds volumes {', '.join(volumes)}; "
                 "delete or move them first (pulumi-tdx never deletes volumes it did not create)"
             )
         with contextlib.suppress(libvirt.libvirtError):
             if not ledger.read(pool):
-                pool.storageVolLookupByName(ledger.LEDGER_VOLUME).delete(0)
+                vol = pool.storageVolLookupByName(ledger.LEDGER_VOLUME)
+                retry.transient(lambda: vol.delete(0))
         if not undefine:
             return
-        pool.destroy()
+        # The lock volume is the last file in the directory: end the lock here, then stop.
+        with contextlib.suppress(libvirt.libvirtError):
+            for internal in sorted(ledger.INTERNAL_VOLUMES - {ledger.LEDGER_VOLUME}):
+                with contextlib.suppress(libvirt.libvirtError):
+                    vol = pool.storageVolLookupByName(internal)
+                    retry.transient(lambda: vol.delete(0))  # noqa: B023 (called at once)
+        retry.transient(lambda: pool.destroy())
         with contextlib.suppress(libvirt.libvirtError):
             pool.delete(0)  # removes the directory only if it is empty
         pool.undefine()

@@ -1,4 +1,8 @@
-"""Storage volumes: base images (imported, read-only) and qcow2 overlays backed by them."""
+"""Storage volumes: base images (imported, read-only) and qcow2 overlays backed by them.
+
+Every create, resize and delete, with its ledger record, happens under
+:func:`exclusion.pool_lock` (exclusive across processes and machines), and libvirt's
+transient refusals are retried (:mod:`retry`)."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from . import ledger, streams
+from . import ledger, retry, streams
 from . import pool as pools
-from .connection import is_no_such, pool_lock
+from .connection import is_no_such
 from .errors import ConflictError, InputError, InUseError, LibvirtOperationError
+from .exclusion import pool_lock
 from .images import Source
 from .metadata import Owner
 
@@ -105,7 +110,7 @@ def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
     vol = lookup(pool, name)
     if vol is not None:
         with contextlib.suppress(libvirt.libvirtError):
-            vol.delete(0)
+            retry.transient(lambda: vol.delete(0))
     with contextlib.suppress(libvirt.libvirtError):
         ledger.forget(pool, name)
 
@@ -129,8 +134,7 @@ def import_base(
     The ledger entry is written before the volume (without a digest until the content is
     verified), so that whatever an interrupted run leaves is recognisably ours.
     """
-    with pool_lock(conn.getURI(), pool_name):
-        pool = pools.require(conn, pool_name)
+    with pool_lock(conn, pool_name) as pool:
         existing = lookup(pool, name)
         if existing is not None and not _unfinished_import(pool, existing, owner):
             return _adopt_base(conn, pool, existing, source, owner, sha256)
@@ -146,7 +150,7 @@ def import_base(
             ledger.record(pool, name, ledger.Entry("base", str(owner)))  # no digest: unfinished
             digest = hashlib.sha256()
             try:
-                vol = pool.createXML(xml, 0)
+                vol = retry.transient(lambda: pool.createXML(xml, 0))
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
                 actual = digest.hexdigest()
                 if sha256 is not None and actual != sha256:
@@ -175,7 +179,7 @@ def _discard_unfinished(conn: libvirt.virConnect, vol: libvirt.virStorageVol) ->
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
                          f"{', '.join(holders)} use(s) it; delete those first")
-    vol.delete(0)
+    retry.transient(lambda: vol.delete(0))
 
 
 def _adopt_base(
@@ -223,15 +227,15 @@ def create_overlay(
             "capacity", f"{capacity} bytes is below the base image's size {base.capacity} bytes"
         )
     size = capacity if capacity is not None else base.capacity
-    with pool_lock(conn.getURI(), pool_name):
-        pool = pools.require(conn, pool_name)
+    xml = _volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base)
+    with pool_lock(conn, pool_name) as pool:
         existing = lookup(pool, name)
         if existing is not None:
             return _adopt_overlay(pool, existing, base, owner, size)
         # recorded first: an overlay an interrupted run leaves is recognisably ours
         ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
         try:
-            vol = pool.createXML(_volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base), 0)
+            vol = retry.transient(lambda: pool.createXML(xml, 0))
         except BaseException:
             _delete_quietly(pool, name)
             raise
@@ -258,8 +262,10 @@ def _adopt_overlay(
             f"overlay {vol.name()!r} exists but is backed by {current.backing_path!r}, "
             f"not {base.path!r}"
         )
+    if entry.released:  # declared again (an operator had given it up): claim it back
+        ledger.record(pool, vol.name(), ledger.Entry("overlay", str(owner)))
     if current.capacity < capacity:
-        vol.resize(capacity, 0)
+        retry.transient(lambda: vol.resize(capacity, 0))
         current = info(pool.name(), vol)
     return current
 
@@ -287,11 +293,11 @@ def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> 
     if capacity == current.capacity:
         return current
     running = [d for d in domains_using(conn, current.path) if d.isActive()]
-    with pool_lock(conn.getURI(), pool_name):
+    with pool_lock(conn, pool_name):
         if running:
             running[0].blockResize(current.path, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
         else:
-            vol.resize(capacity, 0)
+            retry.transient(lambda: vol.resize(capacity, 0))
     return info(pool_name, vol)
 
 
@@ -331,31 +337,56 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     return sorted(holders)
 
 
+def _refuse_if_used(conn: libvirt.virConnect, name: str, path: str) -> None:
+    users = domains_using(conn, path)
+    if users:
+        raise InUseError(
+            f"volume {name!r} is used by domain(s) {', '.join(sorted(d.name() for d in users))}"
+            "; delete those first"
+        )
+
+
 def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
     """Delete one of our volumes. Refused while a domain uses it or a volume is backed by it.
-    A volume (or pool) that is already gone is success."""
-    pool = pools.lookup(conn, pool_name)
-    if pool is None:
+    A volume (or pool) that is already gone is success.
+
+    The scan of domains runs before the pool is locked: it can wait on a domain libvirt is
+    stopping, and other writers of the pool need not wait with it. (Holding the pool lock
+    would not make it atomic anyway: defining a domain takes no pool lock.)"""
+    found = pools.lookup(conn, pool_name)
+    if found is None:
         return
-    if not pool.isActive():
-        pool.create(0)
-    with pool_lock(conn.getURI(), pool_name):
+    vol = lookup(found, name) if found.isActive() else None
+    checked = vol.path() if vol is not None else None
+    if checked is not None:
+        _refuse_if_used(conn, name, checked)
+    try:
+        _delete_locked(conn, pool_name, name, checked)
+    except (libvirt.libvirtError, LibvirtOperationError):
+        if pools.lookup(conn, pool_name) is None:
+            return  # the pool went away meanwhile (another stack deleted it): gone is success
+        raise
+
+
+def _delete_locked(conn: libvirt.virConnect, pool_name: str, name: str,
+                   checked: str | None) -> None:
+    with pool_lock(conn, pool_name) as pool:
         vol = lookup(pool, name)
         if vol is None:
             with contextlib.suppress(libvirt.libvirtError):
                 ledger.forget(pool, name)
             return
         path = vol.path()
-        users = domains_using(conn, path)
-        if users:
-            raise InUseError(
-                f"volume {name!r} is used by domain(s) {', '.join(sorted(d.name() for d in users))}"
-                "; delete those first"
-            )
+        if path != checked:
+            _refuse_if_used(conn, name, path)
         backed = volumes_backed_by(conn, path)
         if backed:
             raise InUseError(f"volume {name!r} backs {', '.join(backed)}; delete those first")
-        vol.delete(0)
+        try:
+            retry.transient(lambda: vol.delete(0))
+        except libvirt.libvirtError as exc:
+            if not is_no_such(exc):
+                raise
         ledger.forget(pool, name)
 
 

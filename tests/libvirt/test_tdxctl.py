@@ -141,11 +141,13 @@ def site(qemu_uri: str, guest: tg.TestGuest) -> Iterator[Site]:
 
 @pytest.fixture
 def orphan(site: Site) -> Iterator[str]:
-    """An overlay of ours that no domain references (as a failed or partial destroy leaves)."""
+    """An overlay of ours that no domain references and that its stack gave up (as `tdxctl
+    delete` of the domain that used it leaves it)."""
     name = f"orphan-{uuid.uuid4().hex[:6]}.qcow2"
     with connect(site.uri) as conn:
         volume.create_overlay(conn, site.pool, name, site.base_path,
                               site.owner("orphan-disk"))
+        assert ledger.release(conn.storagePoolLookupByName(site.pool), name)
     yield name
     with connect(site.uri) as conn:
         volume.delete(conn, site.pool, name)
@@ -315,6 +317,30 @@ def test_pool_cleanup_keeps_an_orphaned_overlay_that_backs_another_volume(
     assert f"{site.pool}/{child.name}" in rows[0]["reason"]
 
 
+def test_pool_cleanup_keeps_a_declared_overlay_until_its_stack_is_named_gone(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An overlay a stack declares without a domain (a spare disk, or one whose domain `pulumi
+    up` has not made yet) is kept; `--owner` says that stack is gone."""
+    name = f"spare-{uuid.uuid4().hex[:6]}.qcow2"
+    with connect(site.uri) as conn:
+        volume.create_overlay(conn, site.pool, name, site.base_path, site.owner("spare"))
+    try:
+        code, rows = run_json(capsys, "pool-cleanup", site.pool, "--uri", site.uri)
+        assert code == 0
+        assert [(r["action"], r["volume"]) for r in rows] == [("kept", name)]
+        assert "declared by its stack" in rows[0]["reason"]
+        assert name in pool_state(site.uri, site.pool)[0]
+        code, rows = run_json(capsys, "pool-cleanup", site.pool, "--owner",
+                              f"{PROJECT}/{site.prefix}", "--uri", site.uri)
+        assert code == 0
+        assert [(r["action"], r["volume"]) for r in rows] == [("removed", name)]
+        assert name not in pool_state(site.uri, site.pool)[0]
+    finally:
+        with connect(site.uri) as conn:
+            volume.delete(conn, site.pool, name)
+
+
 # --- delete ----------------------------------------------------------------------------------
 
 
@@ -378,6 +404,14 @@ def test_delete_all_tears_ours_down_gracefully_in_parallel_and_leaves_foreign_al
         assert domain.lookup(conn, site.running) is None
         assert domain.lookup(conn, site.defined) is None
         assert domain.lookup(conn, site.foreign) is not None
+    # their overlays are released: pool-cleanup now removes them (and nothing else)
+    entries = pool_state(site.uri, site.pool)[1]
+    overlays = [f"{site.running}.qcow2", f"{site.defined}.qcow2"]
+    assert all(entries[name].released for name in overlays)
+    code, rows = run_json(capsys, "pool-cleanup", site.pool, "--uri", site.uri)
+    assert code == 0
+    assert sorted((r["action"], r["volume"]) for r in rows) == [
+        ("removed", name) for name in sorted(overlays)]
 
 
 # --- host-check ------------------------------------------------------------------------------
@@ -439,7 +473,8 @@ def test_host_check_exits_zero_when_every_required_check_passes(
 def test_host_check_without_libvirtd_still_reports_the_file_checks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    # a local URI libvirt cannot open (a socket= URI counts as remote: no file checks there)
+    uri = "test:///nonexistent/host.xml"
     code, checks = run_json(capsys, "host-check", "--uri", uri, "--root", str(READY))
     assert code == 1
     by_name = {c["name"]: c for c in checks}

@@ -98,7 +98,7 @@ def holdings(uri: str, prefix: str) -> Holdings:
             if not p.isActive():
                 continue
             p.refresh(0)  # files libvirt did not make show up too
-            volumes += [v for v in p.listVolumes() if v != ledger.LEDGER_VOLUME]
+            volumes += [v for v in p.listVolumes() if v not in ledger.INTERNAL_VOLUMES]
             entries += list(ledger.read(p))
         return Holdings(
             domains=tuple(sorted(d.name() for d in doms)),

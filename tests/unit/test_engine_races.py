@@ -1,70 +1,48 @@
-"""Concurrency rules of the engine, without libvirt: pool mutations are serialised per pool
-(never across pools, never for the whole provider), and scans over all domains tolerate a
-domain that disappears while they look (another thread or stack undefining it)."""
+"""Concurrency rules of the engine, without libvirt: scans over all domains tolerate a domain
+that disappears while they look (another thread or stack undefining it), and only libvirt's
+transient refusals are retried. (Pool exclusion needs libvirt: tests/libvirt/test_exclusion.py.)"""
 
 from __future__ import annotations
-
-import threading
-import time
 
 import libvirt
 import pytest
 
-from tdx_provider import volume
-from tdx_provider.connection import pool_lock
-
-URI = "qemu:///system"
+from tdx_provider import retry, volume
 
 
-def acquired_within(key: tuple[str, str], seconds: float) -> bool:
-    done = threading.Event()
+class _Refused(libvirt.libvirtError):
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
 
-    def take() -> None:
-        with pool_lock(*key):
-            done.set()
-
-    threading.Thread(target=take, daemon=True).start()
-    return done.wait(seconds)
+    def get_error_code(self) -> int:
+        return libvirt.VIR_ERR_INTERNAL_ERROR
 
 
-def test_one_pools_lock_does_not_hold_up_another_pool() -> None:
-    with pool_lock(URI, "pool-a"):
-        assert acquired_within((URI, "pool-b"), 1.0)
-        assert acquired_within(("qemu+ssh://elsewhere/system", "pool-a"), 1.0)
+def test_transient_refusals_are_retried_until_they_pass() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _Refused("internal error: pool 'p' has asynchronous jobs running.")
+        return "done"
+
+    assert retry.transient(flaky, seconds=5) == "done"
+    assert len(calls) == 3
 
 
-def test_the_same_pool_is_serialised_across_threads() -> None:
-    with pool_lock(URI, "pool-a"):
-        assert not acquired_within((URI, "pool-a"), 0.2)
-    assert acquired_within((URI, "pool-a"), 1.0)
+def test_other_errors_and_refusals_past_the_bound_reach_the_caller() -> None:
+    def broken() -> None:
+        raise _Refused("cannot open directory '/nowhere'")
 
+    with pytest.raises(libvirt.libvirtError, match="cannot open"):
+        retry.transient(broken, seconds=5)
 
-def test_the_lock_is_reentrant_within_a_thread() -> None:
-    with pool_lock(URI, "pool-a"), pool_lock(URI, "pool-a"):
-        pass
+    def busy() -> None:
+        raise _Refused("volume 'v' is still being allocated.")
 
-
-def test_many_threads_on_one_pool_never_overlap() -> None:
-    inside = 0
-    most = 0
-    guard = threading.Lock()
-
-    def work() -> None:
-        nonlocal inside, most
-        with pool_lock(URI, "pool-c"):
-            with guard:
-                inside += 1
-                most = max(most, inside)
-            time.sleep(0.01)
-            with guard:
-                inside -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert most == 1
+    with pytest.raises(libvirt.libvirtError, match="still being allocated"):
+        retry.transient(busy, seconds=0.2)
 
 
 class _Gone(libvirt.libvirtError):

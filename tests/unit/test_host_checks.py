@@ -204,6 +204,9 @@ def test_local_uris(uri: str) -> None:
         "qemu+tcp://10.0.0.5/system",
         "qemu://tdx-host.example/system",
         "qemu+tls://tdx-host:16514/system",
+        # an explicit socket may lead anywhere (a chroot, a container, a forwarded socket)
+        "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock",
+        "qemu:///system?socket=/srv/root/run/libvirt/libvirt-sock",
     ],
 )
 def test_remote_uris(uri: str) -> None:

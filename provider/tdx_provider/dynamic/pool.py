@@ -16,7 +16,7 @@ from pulumi.dynamic import (
 from ._common import Checker, adapter, diff, owner_of
 
 REPLACE_KEYS = ("name", "path", "uri")
-UPDATE_KEYS = ("autostart",)
+UPDATE_KEYS = ("autostart", "shared")
 
 
 def _outputs(props: dict[str, Any], info: Any, adopted: bool) -> dict[str, Any]:
@@ -41,17 +41,23 @@ class PoolProvider(ResourceProvider):
 
         checker = Checker(news)
         checker.inputs.setdefault("autostart", True)
+        checker.inputs["shared"] = checker.inputs.get("shared") or False
         checker.field("uri", validation.uri)
         checker.field("name", validation.name)
         checker.field(
             "path", lambda f, v: validation.absolute_path(f, v, must_exist=False)
         )
         checker.field("autostart", validation.boolean)
+        checker.field("shared", validation.boolean)
         return CheckResult(checker.inputs, checker.failures)
 
     @adapter
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The pool name is always given by the user: a replacement must delete first.
+        # Stacks made before `shared` existed have no such output: it was False.
+        olds = {**olds, "shared": bool(olds.get("shared"))}
+        if news.get("shared") is None:
+            news = {**news, "shared": False}
         return diff(olds, news, replace_keys=REPLACE_KEYS, update_keys=UPDATE_KEYS,
                     delete_before_replace=True)
 
@@ -92,6 +98,8 @@ class PoolProvider(ResourceProvider):
         from tdx_provider.connection import connect
 
         with connect(props["uri"]) as conn:
-            # A pool that existed before this stack adopted it stays defined.
-            pool.delete(conn, id_, undefine=not props.get("adopted"))
+            # A pool that existed before this stack adopted it stays defined, and so does one
+            # marked `shared` (other stacks adopt it): it outlives this stack.
+            keep = bool(props.get("adopted")) or bool(props.get("shared"))
+            pool.delete(conn, id_, undefine=not keep)
 

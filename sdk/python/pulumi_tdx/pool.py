@@ -20,6 +20,9 @@ class PoolArgs:
     """Absolute directory of the pool on the libvirt host; created when missing."""
     autostart: pulumi.Input[bool] = True
     """Start the pool when libvirtd starts."""
+    shared: pulumi.Input[bool] = False
+    """Other stacks adopt this pool: it outlives this stack. Delete then leaves it defined and
+    running (like an adopted pool) instead of refusing while other stacks' volumes remain."""
     uri: pulumi.Input[str] = DEFAULT_URI
     """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work)."""
 
@@ -29,7 +32,9 @@ class Pool(pulumi.dynamic.Resource, module=MODULE, name="Pool"):
 
     Create defines, builds, starts, sets autostart and refreshes. A pool of the same name and
     path is adopted (and left defined on delete); another pool on the same path is an error.
-    Delete stops and undefines; it is refused while the pool holds volumes.
+    Delete stops and undefines; it is refused while the pool holds volumes, unless the pool is
+    ``shared`` (then it stays, for the other stacks that adopted it). Several stacks may declare
+    one pool at once: when two create it together, one creates and the other adopts.
     """
 
     name: pulumi.Output[str]
@@ -53,10 +58,11 @@ class Pool(pulumi.dynamic.Resource, module=MODULE, name="Pool"):
         name: pulumi.Input[str],
         path: pulumi.Input[str],
         autostart: pulumi.Input[bool] = True,
+        shared: pulumi.Input[bool] = False,
         uri: pulumi.Input[str] = DEFAULT_URI,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        args = PoolArgs(name=name, path=path, autostart=autostart, uri=uri)
+        args = PoolArgs(name=name, path=path, autostart=autostart, shared=shared, uri=uri)
         props = {
             **vars(args),
             "owner": owner(resource_name),

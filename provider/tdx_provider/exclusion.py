@@ -1,0 +1,406 @@
+"""Mutual exclusion of pool mutations across threads, processes and machines.
+
+Several stacks, ``tdxctl`` and clients on other machines (remote URIs) change one pool at the
+same time: volume create/delete/resize, ledger writes, pool refresh and delete. A lock that
+lives in one process (or in one machine's file system) cannot exclude a client that reaches
+libvirtd through ``qemu+ssh://``. So the lock is built from what libvirt itself guarantees to
+every client, local or remote:
+
+**Creating a storage volume is exclusive.** libvirtd checks the name and adds the volume to
+the pool under the pool's own lock; a second ``createXML`` of the same name fails with
+``VIR_ERR_STORAGE_VOL_EXIST`` (and the dir backend creates the file with ``O_EXCL``, so even a
+volume libvirt has not listed yet is not overwritten). The lock is a small raw volume,
+:data:`LOCK_VOLUME`, in the pool it protects:
+
+- *acquire*: create it; on success upload a record (holder token, host, pid, program, time);
+  if it exists, wait (bounded exponential backoff with jitter) and try again;
+- *release*: delete it, in ``finally`` (only if it still carries our token);
+- *liveness*: while held, a heartbeat thread rewrites the record every ``stale / 4`` seconds,
+  so a long hold (a multi-GB base image upload) is never mistaken for a dead one;
+- *stale*: a waiter that sees the **same record** for :func:`stale_seconds` (measured on the
+  waiter's own monotonic clock, so clocks of different machines never matter) breaks it, and
+  logs a warning naming the old holder. Breaking is itself exclusive: the breaker first
+  creates :data:`BREAK_VOLUME`, re-reads the record and deletes the lock only if it is still
+  the one it judged stale. A holder that was SIGKILLed therefore delays the next writer by at
+  most the stale time (``PULUMI_TDX_LOCK_STALE_SECONDS``, default 120 s).
+
+Inside one process, threads first take a per-(URI, pool) ``RLock``: the provider's gRPC
+threads queue in memory instead of polling libvirt, and the lock is reentrant for the thread
+that holds it (a delete inside a cleanup pass). Different pools never wait for each other.
+
+Why not a lock-free ledger (one record volume per data volume)? libvirt would still refuse a
+refresh while another client builds a volume, a pool delete could still interleave with a
+create, and the pool would fill with record volumes; one short critical section per mutation
+is simpler to reason about and costs two small libvirt calls. Reads (``volume.read``, state
+refresh, listings) take no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import libvirt
+from lxml import etree
+
+from . import retry, streams
+from .connection import is_no_such
+from .errors import LibvirtOperationError
+
+LOCK_VOLUME = "pulumi-tdx-lock.json"
+BREAK_VOLUME = "pulumi-tdx-lock-break.json"
+STALE_ENV = "PULUMI_TDX_LOCK_STALE_SECONDS"
+WAIT_ENV = "PULUMI_TDX_LOCK_WAIT_SECONDS"
+STALE_SECONDS = 120.0
+WAIT_SECONDS = 1800.0   # a live holder keeps a waiter waiting at most this long
+RECORD_BYTES = 4096
+POLL_FIRST, POLL_MAX = 0.005, 0.05  # a hold lasts milliseconds: poll often (cheap)
+
+log = logging.getLogger(__name__)
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        return max(0.1, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def stale_seconds() -> float:
+    return _env_seconds(STALE_ENV, STALE_SECONDS)
+
+
+def wait_seconds() -> float:
+    return _env_seconds(WAIT_ENV, WAIT_SECONDS)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What the lock volume records about the process that holds it."""
+
+    token: str
+    host: str
+    pid: int
+    program: str
+    since: str
+    beat: int = 0
+
+    @classmethod
+    def me(cls) -> Holder:
+        return cls(token=secrets.token_hex(8), host=socket.gethostname(), pid=os.getpid(),
+                   program=os.path.basename(sys.argv[0] if sys.argv else "") or "python",
+                   since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def encode(self) -> bytes:
+        body = json.dumps(asdict(self)).encode()
+        return body + b" " * (RECORD_BYTES - len(body))
+
+
+def describe(record: bytes) -> str:
+    """The holder as a human reads it, from the raw record (which may be empty or torn)."""
+    try:
+        data = json.loads(record)
+        return (f"{data['program']} pid {data['pid']} on {data['host']} "
+                f"(holding since {data['since']})")
+    except (ValueError, KeyError, TypeError):
+        return "an unknown holder (the lock records nothing readable)"
+
+
+class LockTimeoutError(LibvirtOperationError):
+    """A live holder kept the pool for longer than :func:`wait_seconds`."""
+
+
+# --- libvirt calls -------------------------------------------------------------------------
+
+
+def _volume_xml(name: str) -> str:
+    vol = etree.Element("volume")
+    etree.SubElement(vol, "name").text = name
+    etree.SubElement(vol, "capacity", unit="bytes").text = str(RECORD_BYTES)
+    etree.SubElement(vol, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(vol, "target")
+    etree.SubElement(target, "format", type="raw")
+    perms = etree.SubElement(target, "permissions")
+    etree.SubElement(perms, "mode").text = "0644"
+    return etree.tostring(vol, encoding="unicode")
+
+
+def _exists(exc: libvirt.libvirtError) -> bool:
+    return (exc.get_error_code() == libvirt.VIR_ERR_STORAGE_VOL_EXIST
+            or "already exists" in str(exc) or "File exists" in str(exc))
+
+
+def _try_create(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    """Create volume ``name``; None when it already exists (someone else holds it)."""
+    try:
+        return retry.transient(lambda: pool.createXML(_volume_xml(name), 0))
+    except libvirt.libvirtError as exc:
+        if _exists(exc):
+            return None
+        raise
+
+
+def _lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            return None
+        raise
+
+
+def _read(pool: libvirt.virStoragePool, name: str) -> bytes | None:
+    """The record in volume ``name``; None when the volume is gone."""
+    vol = _lookup(pool, name)
+    if vol is None:
+        return None
+    try:
+        return retry.transient(
+            lambda: b"".join(streams.download(pool.connect(), vol))).rstrip(b" \0\n")
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            return None
+        raise
+
+
+def _write(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, holder: Holder) -> None:
+    data = holder.encode()
+    retry.transient(lambda: streams.upload(pool.connect(), vol, [data], len(data)))
+
+
+def _delete(pool: libvirt.virStoragePool, name: str) -> None:
+    vol = _lookup(pool, name)
+    if vol is None:
+        return
+    try:
+        retry.transient(lambda: vol.delete(0))
+    except libvirt.libvirtError as exc:
+        if not is_no_such(exc):
+            raise
+
+
+# --- acquire, hold, release ----------------------------------------------------------------
+
+
+def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVol]:
+    me = Holder.me()
+    stale, patience = stale_seconds(), wait_seconds()
+    began = time.monotonic()
+    first_seen: dict[tuple[str, bytes], float] = {}
+    attempt = 0
+    while True:
+        vol = _try_create(pool, LOCK_VOLUME)
+        if vol is not None:
+            try:
+                _write(pool, vol, me)
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    vol.delete(0)
+                raise
+            return me, vol
+        record = _read(pool, LOCK_VOLUME)
+        if record is None:  # released meanwhile, or a file libvirt has not listed yet
+            with contextlib.suppress(libvirt.libvirtError):
+                retry.transient(lambda: pool.refresh(0))
+            continue
+        now = time.monotonic()
+        seen = first_seen.setdefault((LOCK_VOLUME, record), now)
+        if now - seen >= stale:
+            _break(pool, record, now - seen, first_seen)
+            continue
+        if now - began > patience:
+            raise LockTimeoutError(
+                f"pool {pool.name()!r} has been locked by {describe(record)} for more than "
+                f"{patience:.0f} s; try again later ({WAIT_ENV} sets how long to wait)")
+        time.sleep(min(POLL_MAX, POLL_FIRST * 2 ** attempt) * (0.5 + secrets.randbelow(50) / 100))
+        attempt = min(attempt + 1, 8)
+
+
+def _break(pool: libvirt.virStoragePool, record: bytes, unchanged: float,
+           first_seen: dict[tuple[str, bytes], float]) -> None:
+    """Delete the lock left by ``record``'s holder, unless it changed or someone else is
+    breaking it right now (then wait; a breaker left by a killed breaker goes stale too)."""
+    breaker = _try_create(pool, BREAK_VOLUME)
+    if breaker is None:
+        other = _read(pool, BREAK_VOLUME)
+        if other is not None:
+            now = time.monotonic()
+            if now - first_seen.setdefault((BREAK_VOLUME, other), now) >= stale_seconds():
+                log.warning("pool %s: removing a stale lock-break marker", pool.name())
+                _delete(pool, BREAK_VOLUME)
+        time.sleep(POLL_MAX)
+        return
+    try:
+        if _read(pool, LOCK_VOLUME) == record:
+            _delete(pool, LOCK_VOLUME)
+            log.warning(
+                "pool %s: broke a stale lock held by %s: unchanged for %.0f s (stale after "
+                "%.0f s, %s); that process died or lost its connection",
+                pool.name(), describe(record), unchanged, stale_seconds(), STALE_ENV)
+        first_seen.clear()
+    finally:
+        _delete(pool, BREAK_VOLUME)
+
+
+def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
+    """Delete the lock volume if it still carries our token."""
+    record = _read(pool, LOCK_VOLUME)
+    if record is None:
+        return  # the pool was deleted under the lock (pool.delete ends the lock itself)
+    try:
+        token = json.loads(record).get("token")
+    except ValueError:
+        token = None
+    if token != holder.token:
+        log.warning("pool %s: our lock was broken as stale while we held it (now held by %s)",
+                    pool.name(), describe(record))
+        return
+    _delete(pool, LOCK_VOLUME)
+
+
+RECONNECT_SECONDS = 20.0  # how long a release waits for a libvirtd that went away to return
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
+def _pool_gone(pool: libvirt.virStoragePool) -> bool:
+    try:
+        return not pool.isActive()
+    except libvirt.libvirtError as exc:
+        return is_no_such(exc)
+
+
+def _release_safely(conn: libvirt.virConnect, uri: str, name: str,
+                    pool: libvirt.virStoragePool, holder: Holder) -> None:
+    """Release in ``finally``: never raises (that would hide the error being handled). When our
+    connection died with the lock held (libvirtd restarted), release through a new one, so that
+    the next writer need not wait for the stale time."""
+    try:
+        _release(pool, holder)
+        return
+    except libvirt.libvirtError as exc:
+        if _alive(conn):
+            if not _pool_gone(pool):
+                log.warning("pool %s: cannot release our lock (%s); other writers will break "
+                            "it after %.0f s", name, exc, stale_seconds())
+            return
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    while True:
+        try:
+            fresh = libvirt.open(uri)
+            try:
+                found = fresh.storagePoolLookupByName(name)
+                if found.isActive():
+                    _release(found, holder)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    fresh.close()
+            return
+        except libvirt.libvirtError as exc:
+            if is_no_such(exc):
+                return
+            if time.monotonic() >= deadline:
+                log.warning("pool %s: lost the connection while holding the lock and could not "
+                            "release it (%s); other writers will break it after %.0f s",
+                            name, exc, stale_seconds())
+                return
+        time.sleep(0.5)
+
+
+class _Heartbeat:
+    """Rewrites the holder record while the lock is held, so waiters see it is alive."""
+
+    def __init__(self, pool: libvirt.virStoragePool, vol: libvirt.virStorageVol,
+                 holder: Holder) -> None:
+        self._pool, self._vol, self._holder = pool, vol, holder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pulumi-tdx-lock-heartbeat",
+                                        daemon=True)
+
+    def _run(self) -> None:
+        interval = stale_seconds() / 4
+        beat = 0
+        while not self._stop.wait(interval):
+            beat += 1
+            holder = Holder(**{**asdict(self._holder), "beat": beat})
+            try:
+                _write(self._pool, self._vol, holder)
+            except libvirt.libvirtError as exc:  # a waiter will judge; keep trying
+                log.debug("lock heartbeat on pool %s failed: %s", self._pool.name(), exc)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_guard = threading.Lock()
+_local_locks: dict[tuple[str, str], threading.RLock] = {}
+_depth: dict[tuple[str, str], int] = {}
+
+
+def _local_lock(key: tuple[str, str]) -> threading.RLock:
+    with _guard:
+        return _local_locks.setdefault(key, threading.RLock())
+
+
+def _running_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            raise LibvirtOperationError(
+                f"storage pool {name!r} does not exist on {conn.getURI()}") from exc
+        raise
+    if not pool.isActive():
+        try:
+            pool.create(0)
+        except libvirt.libvirtError as exc:
+            if not pool.isActive():  # someone else started it meanwhile: fine
+                raise LibvirtOperationError(f"cannot start pool {name!r}: {exc}") from exc
+    return pool
+
+
+@contextlib.contextmanager
+def pool_lock(conn: libvirt.virConnect, name: str) -> Iterator[libvirt.virStoragePool]:
+    """Hold pool ``name`` exclusively (see the module docstring); yields the running pool.
+
+    Reentrant within a thread. Raises :class:`LibvirtOperationError` when the pool does not
+    exist, and :class:`LockTimeoutError` when a live holder keeps it too long.
+    """
+    key = (conn.getURI(), name)
+    with _local_lock(key):
+        if _depth.get(key):
+            _depth[key] += 1
+            try:
+                yield _running_pool(conn, name)
+            finally:
+                _depth[key] -= 1
+            return
+        pool = _running_pool(conn, name)
+        holder, vol = _acquire(pool)
+        _depth[key] = 1
+        try:
+            with _Heartbeat(pool, vol, holder):
+                yield pool
+        finally:
+            _depth[key] = 0
+            _release_safely(conn, key[0], name, pool, holder)
+

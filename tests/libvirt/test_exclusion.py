@@ -1,0 +1,234 @@
+"""Pool exclusion across processes and URIs, on the real libvirtd (tdx_provider.exclusion).
+
+Other processes are real ``python`` processes holding the lock through libvirt; one reaches the
+daemon through ``qemu+unix:///system?socket=...`` (a URI the engine treats as remote), the
+other through ``qemu:///system``: both take part in the same exclusion."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from tdx_provider import exclusion, ledger, pool
+from tdx_provider.connection import connect, is_local_uri
+from tests.support.cleanup import remove_prefixed
+
+pytestmark = pytest.mark.libvirt
+REMOTE_STYLE = "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shared_pool(qemu_conn: libvirt.virConnect, unique: str, scratch_dir: Path) -> Iterator[str]:
+    pool.ensure(qemu_conn, unique, str(scratch_dir / "pool"), autostart=False)
+    yield unique
+    remove_prefixed(qemu_conn, unique)
+
+
+def holder(uri: str, pool_name: str, seconds: float, stale: float = 120.0
+           ) -> subprocess.Popen[str]:
+    """A process that takes the pool lock, says "held", holds it ``seconds``, releases it."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from tdx_provider.connection import connect
+        from tdx_provider.exclusion import pool_lock
+        with connect({uri!r}) as conn, pool_lock(conn, {pool_name!r}):
+            print("held", flush=True)
+            time.sleep({seconds})
+        print("released", flush=True)
+    """)
+    env = {**os.environ, exclusion.STALE_ENV: str(stale)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def volumes(uri: str, pool_name: str) -> list[str]:
+    with connect(uri) as conn:
+        found = conn.storagePoolLookupByName(pool_name)
+        found.refresh(0)
+        return sorted(found.listVolumes())
+
+
+def test_a_socket_uri_counts_as_remote() -> None:
+    assert not is_local_uri(REMOTE_STYLE)
+    assert is_local_uri("qemu:///system")
+
+
+@pytest.mark.parametrize("their_uri", ["qemu:///system", REMOTE_STYLE])
+def test_a_holder_in_another_process_excludes_us_until_it_releases(
+    qemu_uri: str, shared_pool: str, their_uri: str
+) -> None:
+    proc = holder(their_uri, shared_pool, seconds=2.0)
+    try:
+        assert exclusion.LOCK_VOLUME in volumes(qemu_uri, shared_pool)
+        began = time.monotonic()
+        with connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
+            waited = time.monotonic() - began
+            assert proc.poll() is not None or proc.stdout.readline().strip() == "released"
+        assert waited >= 1.0, waited
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert exclusion.LOCK_VOLUME not in volumes(qemu_uri, shared_pool)  # released in finally
+
+
+def test_a_live_holder_is_never_broken_however_long_it_holds(
+    qemu_uri: str, shared_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat rewrites the record: a hold longer than the stale time is not stale."""
+    monkeypatch.setenv(exclusion.STALE_ENV, "2")
+    proc = holder(REMOTE_STYLE, shared_pool, seconds=5.0, stale=2.0)
+    try:
+        began = time.monotonic()
+        with connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
+            waited = time.monotonic() - began
+    finally:
+        proc.wait(timeout=30)
+    assert waited >= 4.0, waited
+    assert proc.returncode == 0
+
+
+def test_a_killed_holder_is_broken_after_the_stale_time_and_named_in_the_log(
+    qemu_uri: str, shared_pool: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv(exclusion.STALE_ENV, "2")
+    proc = holder(qemu_uri, shared_pool, seconds=600)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="tdx_provider.exclusion"), \
+            connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
+        waited = time.monotonic() - began
+    assert 2.0 <= waited < 30, waited
+    assert f"pid {proc.pid}" in caplog.text and "broke a stale lock" in caplog.text, caplog.text
+    assert [v for v in volumes(qemu_uri, shared_pool) if v in ledger.INTERNAL_VOLUMES
+            and v != ledger.LEDGER_VOLUME] == []
+
+
+def test_the_lock_is_reentrant_and_other_pools_do_not_wait(
+    qemu_uri: str, shared_pool: str, qemu_conn: libvirt.virConnect, unique: str,
+    scratch_dir: Path,
+) -> None:
+    other = f"{unique}-b"
+    pool.ensure(qemu_conn, other, str(scratch_dir / "other"), autostart=False)
+    with exclusion.pool_lock(qemu_conn, shared_pool), \
+            exclusion.pool_lock(qemu_conn, shared_pool):
+        proc = holder(qemu_uri, other, seconds=0.1)  # would hang if pools shared one lock
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_concurrent_writers_in_many_processes_lose_no_ledger_record(
+    qemu_uri: str, shared_pool: str
+) -> None:
+    """Each process records its own entries, half through a remote-style URI; every record
+    must be there afterwards (a read-modify-write without exclusion loses some)."""
+    code = textwrap.dedent("""
+        import sys
+        from tdx_provider import ledger
+        from tdx_provider.connection import connect
+        from tdx_provider.exclusion import pool_lock
+        uri, pool_name, me = sys.argv[1:4]
+        with connect(uri) as conn:
+            for i in range(8):
+                with pool_lock(conn, pool_name) as pool:
+                    ledger.record(pool, f"{me}-{i}", ledger.Entry("overlay", f"p/{me}/r{i}"))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code,
+                               REMOTE_STYLE if n % 2 else qemu_uri, shared_pool, f"w{n}"],
+                              cwd=REPO) for n in range(4)]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0
+    with connect(qemu_uri) as conn:
+        entries = ledger.read(conn.storagePoolLookupByName(shared_pool))
+    assert sorted(entries) == sorted(f"w{n}-{i}" for n in range(4) for i in range(8))
+    assert all(entries[f"w{n}-{i}"].owner == f"p/w{n}/r{i}" for n in range(4) for i in range(8))
+
+
+def test_two_creators_of_one_pool_both_succeed_one_creates_the_other_adopts(
+    qemu_uri: str, unique: str, scratch_dir: Path, qemu_conn: libvirt.virConnect,
+) -> None:
+    code = textwrap.dedent("""
+        import sys
+        from tdx_provider import pool
+        from tdx_provider.connection import connect
+        from tdx_provider.metadata import Owner
+        uri, name, path, stack = sys.argv[1:5]
+        with connect(uri) as conn:
+            _info, adopted = pool.ensure(conn, name, path, False, owner=Owner("p", stack, "pool"))
+        print("adopted" if adopted else "created")
+    """)
+    path = str(scratch_dir / "raced")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code, uri, unique, path, f"s{n}"],
+                                  cwd=REPO, stdout=subprocess.PIPE, text=True)
+                 for n, uri in enumerate([qemu_uri, REMOTE_STYLE] * 2)]
+        outcomes = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 4
+        assert sorted(outcomes) == ["adopted", "adopted", "adopted", "created"]
+        assert qemu_conn.storagePoolLookupByName(unique).isActive()
+    finally:
+        remove_prefixed(qemu_conn, unique)
+
+
+def test_a_shared_or_adopted_pool_outlives_its_stack_whatever_it_holds(
+    qemu_uri: str, unique: str, scratch_dir: Path, qemu_conn: libvirt.virConnect,
+) -> None:
+    """The creator's destroy is refused while another stack's volume remains, unless its Pool
+    is `shared` (then the pool stays, defined and running, and the destroy succeeds)."""
+    from tdx_provider.dynamic._common import ProviderError
+    from tdx_provider.dynamic.pool import PoolProvider
+
+    provider = PoolProvider()
+    props = {"name": unique, "path": str(scratch_dir / "p"), "autostart": False,
+             "uri": qemu_uri, "owner": {"project": "p", "stack": "creator", "resource": "pool"}}
+    try:
+        created = provider.create(props)
+        assert created.outs["adopted"] is False
+        found = qemu_conn.storagePoolLookupByName(unique)
+        found.createXML("<volume><name>other-stack.img</name><capacity>1048576</capacity>"
+                        "<target><format type='raw'/></target></volume>", 0)
+        with pytest.raises(ProviderError, match=r"still holds volumes other-stack\.img"):
+            provider.delete(unique, {**created.outs, "shared": False})
+        provider.delete(unique, {**created.outs, "shared": True})
+        assert found.isActive()
+        assert pool.user_volumes(found) == ["other-stack.img"]
+    finally:
+        remove_prefixed(qemu_conn, unique)
+
+
+def test_a_live_holder_that_keeps_the_pool_too_long_is_named_in_the_error(
+    qemu_uri: str, shared_pool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(exclusion.WAIT_ENV, "1")
+    proc = holder(qemu_uri, shared_pool, seconds=4.0)
+    try:
+        with pytest.raises(exclusion.LockTimeoutError,
+                           match=rf"locked by .*pid {proc.pid} on .* for more than 1 s"), \
+                connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
+            pass
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None:
+    from tdx_provider import cli
+
+    assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
+    assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
+    assert cli._kind(ledger.LEDGER_VOLUME, {}) == "ledger"
