@@ -13,3 +13,7 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true
 export PULUMI_PYTHON_CMD="${PULUMI_PYTHON_CMD:-$REPO_ROOT/.venv/bin/python}"
+# The second libvirt host (scripts/setup-upstream-host.sh): current upstream libvirt from Debian
+# sid, chrooted in this root, reached through its own socket.
+export PULUMI_TDX_UPSTREAM_ROOT="${PULUMI_TDX_UPSTREAM_ROOT:-$PULUMI_TDX_CACHE/upstream-sid}"
+export PULUMI_TDX_UPSTREAM_URI="${PULUMI_TDX_UPSTREAM_URI:-qemu:///system?socket=$PULUMI_TDX_UPSTREAM_ROOT/run/libvirt/libvirt-sock}"
