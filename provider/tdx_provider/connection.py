@@ -7,17 +7,40 @@ pickles provider objects into state and serves several gRPC threads at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
 from .errors import LibvirtOperationError
 
 DEFAULT_URI = "qemu:///system"
+# Where the system daemon of this machine listens; any other socket is another daemon, which may
+# live in another root (a chroot, a container) or forward to another machine.
+SYSTEM_SOCKETS = frozenset({"/run/libvirt/libvirt-sock", "/var/run/libvirt/libvirt-sock"})
 
 # libvirt prints every error to stderr through its default handler; we raise instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def is_local_uri(uri: str) -> bool:
+    """True when files named in inputs (kernel, firmware, console log) are this machine's files.
+
+    Only a URI without a host, without a transport (``+ssh``, ``+tcp``, ``+tls``, ``+unix``, ...)
+    and without a ``socket=`` other than the system daemon's counts: ``qemu:///system``,
+    ``qemu:///session``, ``test:///...``. Anything else is another host, even one on this machine
+    (``qemu:///system?socket=<chroot>/run/libvirt/libvirt-sock`` sees the chroot's files).
+    """
+    try:
+        parts = urlsplit(uri)
+        query = parse_qs(parts.query)
+    except ValueError:
+        return False
+    if parts.netloc or "+" in parts.scheme:
+        return False
+    return all(os.path.normpath(s) in SYSTEM_SOCKETS for s in query.get("socket", []))
 
 
 @contextlib.contextmanager

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import libvirt
 from lxml import etree
 
 from . import gpu
+from .connection import is_local_uri as is_local_uri  # re-exported; the rule lives there
 from .errors import HostNotReadyError, LibvirtOperationError
 
 Status = Literal["pass", "fail", "unknown"]
@@ -353,7 +353,3 @@ def require_tdx(conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool
             [check.reason for check in report.failures()],
         )
 
-
-def is_local_uri(uri: str) -> bool:
-    """True for URIs without a host part (qemu:///system, qemu+unix:///system, test:///...)."""
-    return not urlsplit(uri).netloc
