@@ -439,13 +439,23 @@ def test_host_check_exits_zero_when_every_required_check_passes(
 def test_host_check_without_libvirtd_still_reports_the_file_checks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    uri = "test:///nonexistent/host.xml"  # local (no host, no transport), and fails to open
     code, checks = run_json(capsys, "host-check", "--uri", uri, "--root", str(READY))
     assert code == 1
     by_name = {c["name"]: c for c in checks}
     assert by_name["kvm_tdx"]["status"] == "pass"
     assert by_name["libvirt"]["status"] == "fail"
     assert "cannot connect" in by_name["libvirt"]["reason"]
+
+
+def test_host_check_of_another_daemon_never_reads_this_machines_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # another daemon's socket is another host: its files are not under this machine's root
+    uri = "qemu:///system?socket=/nonexistent/libvirt-sock"
+    code, checks = run_json(capsys, "host-check", "--uri", uri, "--root", str(READY))
+    assert code == 1
+    assert [(c["name"], c["status"]) for c in checks] == [("libvirt", "fail")]
 
 
 def test_running_the_module_needs_no_console_script() -> None:
