@@ -366,8 +366,9 @@ def table(libvirt_host: LibvirtHost, guest: tg.TestGuest) -> Iterator[dict[str, 
             overlay = volume.create_overlay(conn, pool_name, f"{prefix}-disk", base.path,
                                             SCAFFOLD_OWNER)
             _model, host_mib, host_cpus, *_ = conn.getInfo()
-        ctx = Ctx(prefix=prefix, uri=uri, work=work, guest=guest, pool=pool_name, base_path=base.path,
-                  base_capacity=base.capacity, base_sha256=digest, overlay_path=overlay.path,
+        ctx = Ctx(prefix=prefix, uri=uri, work=work, guest=guest, pool=pool_name,
+                  base_path=base.path, base_capacity=base.capacity, base_sha256=digest,
+                  overlay_path=overlay.path,
                   host_mib=host_mib, host_cpus=host_cpus, firmware=str(firmware))
         assert digest == hashlib.sha256(guest.base_image.read_bytes()).hexdigest()
         stacks = [Stack(work / f"stack{i}", PROGRAM) for i in range(WORKERS)]

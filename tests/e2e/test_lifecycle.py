@@ -75,8 +75,8 @@ def stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
 
     s = make_stack(PROGRAM)
     s.config({
-        "prefix": e2e_id, "work": str(work_dir), "uri": libvirt_host.uri, "kernel": str(guest.kernel),
-        "initrd": str(guest.initrd), "image": str(guest.base_image),
+        "prefix": e2e_id, "work": str(work_dir), "uri": libvirt_host.uri,
+        "kernel": str(guest.kernel), "initrd": str(guest.initrd), "image": str(guest.base_image),
         "sha256": hashlib.sha256(guest.base_image.read_bytes()).hexdigest(),
         "cmdline": tg.CMDLINE, "cmdline_b": tg.CMDLINE,
     })
