@@ -121,12 +121,15 @@ done
 
 # --- the daemons -----------------------------------------------------------------------------------
 
+# What the running daemons were started with: their qemu.conf and the directories bind-mounted
+# into their namespace (by inode: a directory removed and made again is not the one mounted).
 want_started=$(
-  { sha256sum "$conf" | cut -d' ' -f1; printf '%s\n' "${shared_dirs[@]}"; } | sha256sum | cut -d' ' -f1
+  { sha256sum "$conf" | cut -d' ' -f1; for d in "${shared_dirs[@]}"; do echo "$d $(stat -c '%d:%i' "$d")"; done; } |
+    sha256sum | cut -d' ' -f1
 )
 if answers; then
   [ "$(cat "$started_file" 2>/dev/null)" = "$want_started" ] && exit 0
-  say "restarting the daemons of $root for a changed qemu.conf"
+  say "restarting the daemons of $root for a changed qemu.conf or shared directory"
 fi
 stop_daemons
 
