@@ -25,6 +25,19 @@ SYSTEM_SOCKETS = frozenset({"/run/libvirt/libvirt-sock", "/var/run/libvirt/libvi
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
+@contextlib.contextmanager
+def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtOperationError(f"cannot connect to libvirt at {uri}: {exc}") from exc
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
 def is_local_uri(uri: str) -> bool:
     """True when files named in inputs (kernel, firmware, console log) are this machine's files.
 
@@ -41,19 +54,6 @@ def is_local_uri(uri: str) -> bool:
     if parts.netloc or "+" in parts.scheme:
         return False
     return all(os.path.normpath(s) in SYSTEM_SOCKETS for s in query.get("socket", []))
-
-
-@contextlib.contextmanager
-def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError as exc:
-        raise LibvirtOperationError(f"cannot connect to libvirt at {uri}: {exc}") from exc
-    try:
-        yield conn
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            conn.close()
 
 
 _locks_guard = threading.Lock()

@@ -20,7 +20,6 @@ import libvirt
 from lxml import etree
 
 from . import gpu
-from .connection import is_local_uri as is_local_uri  # re-exported; the rule lives there
 from .errors import HostNotReadyError, LibvirtOperationError
 
 Status = Literal["pass", "fail", "unknown"]
@@ -353,3 +352,9 @@ def require_tdx(conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool
             [check.reason for check in report.failures()],
         )
 
+
+def is_local_uri(uri: str) -> bool:
+    """See :func:`tdx_provider.connection.is_local_uri` (the one predicate of the engine)."""
+    from .connection import is_local_uri as local
+
+    return local(uri)

@@ -439,7 +439,8 @@ def test_host_check_exits_zero_when_every_required_check_passes(
 def test_host_check_without_libvirtd_still_reports_the_file_checks(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    uri = "test:///nonexistent/host.xml"  # local (no host, no transport), and fails to open
+    # a local URI libvirt cannot open (a socket= URI counts as remote: no file checks there)
+    uri = "test:///nonexistent/host.xml"
     code, checks = run_json(capsys, "host-check", "--uri", uri, "--root", str(READY))
     assert code == 1
     by_name = {c["name"]: c for c in checks}
