@@ -50,6 +50,12 @@ def qemu_uri(libvirt_host: LibvirtHost) -> Iterator[str]:
         remove_prefixed(conn, LIBVIRT_PREFIX)
 
 
+@pytest.fixture(scope="session")
+def qemu_unix_uri(libvirt_host: LibvirtHost) -> str:
+    """The host under test reached like another machine would (``LibvirtHost.unix_uri``)."""
+    return libvirt_host.unix_uri
+
+
 @pytest.fixture
 def qemu_conn(qemu_uri: str) -> Iterator[libvirt.virConnect]:
     with connect(qemu_uri) as conn:

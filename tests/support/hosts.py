@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
 from tests.support.guest import cache_root
+
+SYSTEM_SOCKET = "/var/run/libvirt/libvirt-sock"
 
 
 class HostMissingError(RuntimeError):
@@ -36,6 +39,17 @@ class LibvirtHost:
 
     name: str  # the pytest id: "debian" or "upstream"
     uri: str
+
+    @property
+    def socket(self) -> str:
+        """The daemon's unix socket (the system default when the URI names none)."""
+        return parse_qs(urlsplit(self.uri).query).get("socket", [SYSTEM_SOCKET])[0]
+
+    @property
+    def unix_uri(self) -> str:
+        """The same daemon as a client elsewhere would reach it (a forwarded socket, the unix
+        transport): for the provider another machine (``is_local_uri`` is False)."""
+        return f"qemu+unix:///system?socket={self.socket}"
 
     def version(self) -> tuple[str, str]:
         """(libvirt, hypervisor) versions as ``major.minor.micro``, or HostMissingError."""

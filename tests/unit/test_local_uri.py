@@ -47,3 +47,12 @@ def test_uris_of_this_machines_daemon_are_local(uri: str) -> None:
 )
 def test_other_daemons_and_hosts_are_remote(uri: str) -> None:
     assert not is_local_uri(uri)
+
+
+def test_each_test_host_has_a_unix_transport_uri_that_counts_as_remote() -> None:
+    from tests.support.hosts import hosts
+
+    for host in hosts():
+        assert not is_local_uri(host.unix_uri)
+        assert host.unix_uri.endswith(f"?socket={host.socket}")
+    assert hosts()[0].socket == "/var/run/libvirt/libvirt-sock"
