@@ -24,10 +24,14 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # we handle errors 
 
 from tests.support import guest as test_guest_support  # noqa: E402
 from tests.support.cleanup import remove_prefixed, remove_stale  # noqa: E402
+from tests.support.hosts import hosts  # noqa: E402
 from tests.support.runs import run_prefix  # noqa: E402
 from tests.support.stack import pulumi_env  # noqa: E402, F401 (re-exported)
 
 URI = "qemu:///system"
+# The lifecycle table runs on every libvirt host of the test matrix (tests/support/hosts.py):
+# "debian" (URI) and "upstream" (the sid libvirt that `make setup` starts).
+HOSTS: dict[str, str] = {host.name: host.uri for host in hosts()}
 BASE_PREFIX = "ptdx-bench-"
 PREFIX = run_prefix(BASE_PREFIX)  # unique to this run: see tests/support/runs.py
 BENCH_ROOT = Path("/var/tmp/pulumi-tdx-bench")
@@ -87,10 +91,10 @@ def pool_dir(pool_name: str) -> Path:
     return BENCH_ROOT / pool_name
 
 
-def clear_libvirt(prefix: str = PREFIX) -> None:
+def clear_libvirt(prefix: str = PREFIX, uri: str = URI) -> None:
     """Destroy and remove every libvirt object whose name starts with ``prefix``, and what
     ended benchmark runs left behind."""
-    conn = libvirt.open(URI)
+    conn = libvirt.open(uri)
     try:
         remove_prefixed(conn, prefix)
         remove_stale(conn, BASE_PREFIX)
@@ -98,9 +102,9 @@ def clear_libvirt(prefix: str = PREFIX) -> None:
         conn.close()
 
 
-def leftovers(prefix: str = PREFIX) -> list[str]:
+def leftovers(prefix: str = PREFIX, uri: str = URI) -> list[str]:
     """Names of domains and pools with our prefix that still exist."""
-    conn = libvirt.open(URI)
+    conn = libvirt.open(uri)
     try:
         names = [d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
         names += [p.name() for p in conn.listAllStoragePools(0) if p.name().startswith(prefix)]
@@ -137,12 +141,7 @@ def machine_info() -> dict[str, Any]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
-    conn = libvirt.open(URI)
-    try:
-        lib = conn.getLibVersion()
-        hv = conn.getVersion()
-    finally:
-        conn.close()
+    versions = host_versions()
     pulumi_version = _command_output(str(VENV / "bin" / "pulumi"), "version")
     return {
         "cpu": _cpu_model(),
@@ -150,13 +149,23 @@ def machine_info() -> dict[str, Any]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "libvirt": f"{lib // 1_000_000}.{lib // 1000 % 1000}.{lib % 1000}",
-        "qemu": f"{hv // 1_000_000}.{hv // 1000 % 1000}.{hv % 1000}",
+        "libvirt": versions["debian"]["libvirt"],
+        "qemu": versions["debian"]["qemu"],
+        "hosts": versions,
         "pulumi_cli": pulumi_version,
         "kvm": "unused: guests run under TCG (domain type 'qemu'), tdx off",
         "loadavg_at_start": os.getloadavg()[0],
         "git": git_state(),
     }
+
+
+def host_versions() -> dict[str, dict[str, str]]:
+    """Each libvirt host's URI and its libvirt and QEMU versions (a missing host raises)."""
+    found = {}
+    for host in hosts():
+        libvirt_version, qemu_version = host.version()
+        found[host.name] = {"uri": host.uri, "libvirt": libvirt_version, "qemu": qemu_version}
+    return found
 
 
 def git_state() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from .teardown import from_observers, parse_reports, summarise
 EVENT_GRACE = 0.3
 
 
-def stack_program(layout: Layout, guest: TestGuest) -> str:
+def stack_program(layout: Layout, guest: TestGuest, uri: str = URI) -> str:
     config = {
         "n": layout.n, "pool": layout.pool, "pool_path": layout.pool_path,
         "base": layout.base, "source": str(guest.base_image),
@@ -40,7 +40,7 @@ def stack_program(layout: Layout, guest: TestGuest) -> str:
         "domains": layout.domains, "consoles": [str(layout.console(i)) for i in range(layout.n)],
         "kernel": str(guest.kernel), "initrd": str(guest.initrd), "cmdline": CMDLINE,
         "memory_mib": MEMORY_MIB, "vcpus": VCPUS, "domain_type": DOMAIN_TYPE,
-        "shutdown_timeout": SHUTDOWN_TIMEOUT, "uri": URI,
+        "shutdown_timeout": SHUTDOWN_TIMEOUT, "uri": uri,
     }
     return textwrap.dedent(f'''\
         """pulumi-tdx benchmark: a pool, a base image, {layout.n} overlays and {layout.n} guests."""
@@ -95,8 +95,10 @@ def _command(result: CommandResult) -> dict[str, Any]:
     return {"seconds": round(result.seconds, 3), "peak_mib": result.peak_mib}
 
 
-def run_stack(project: PulumiProject, layout: Layout, events: LifecycleRecorder) -> dict[str, Any]:
-    """One up / no-op preview / destroy cycle of the real stack, with teardown observations."""
+def run_stack(project: PulumiProject, layout: Layout, events: LifecycleRecorder,
+              uri: str = URI) -> dict[str, Any]:
+    """One up / no-op preview / destroy cycle of the real stack on the libvirt host at ``uri``
+    (``events`` must be that host's), with teardown observations."""
     reset_consoles()
     events.reset()
     load = loadavg()
@@ -111,13 +113,13 @@ def run_stack(project: PulumiProject, layout: Layout, events: LifecycleRecorder)
             records = from_observers(layout.domains, console, events)
     except BaseException:
         project.run("destroy", "--yes", "--skip-preview", sample=False, check=False)
-        clear_libvirt(layout.prefix)
+        clear_libvirt(layout.prefix, uri)
         raise
     reports = parse_reports(destroy.output)
     for record in records:
         if record.name in reports:
             record.reported, record.graceful = reports[record.name]
-    left = leftovers(layout.prefix)
+    left = leftovers(layout.prefix, uri)
     return {
         "up": _command(up),
         "preview": _command(preview),
@@ -130,9 +132,10 @@ def run_stack(project: PulumiProject, layout: Layout, events: LifecycleRecorder)
     }
 
 
-def new_stack_project(workroot: Path, layout: Layout, guest: TestGuest) -> PulumiProject:
-    project = PulumiProject(workroot / f"stack-{layout.n}", "ptdx-bench",
-                            stack_program(layout, guest))
+def new_stack_project(workroot: Path, layout: Layout, guest: TestGuest,
+                      uri: str = URI) -> PulumiProject:
+    project = PulumiProject(workroot / f"{layout.label}-{layout.n}", "ptdx-bench",
+                            stack_program(layout, guest, uri))
     # Untimed warm-up: loads the CLI, plugins and Python modules into the page cache.
     reset_consoles()  # the console directory must exist: check validates it
     project.run("preview", sample=False)

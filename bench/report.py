@@ -43,21 +43,28 @@ def _ratio(ours: float | None, floor: float | None) -> float | None:
     return round(ours / floor, 2) if ours is not None and floor else None
 
 
+def summarise_pulumi(pulumi_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the lifecycle runs through the Pulumi CLI on one host."""
+    return {
+        "runs": len(pulumi_runs),
+        **{c: _med(pulumi_runs, c, "seconds") for c in ("up", "preview", "destroy")},
+        "boot_wait": _med(pulumi_runs, "boot_wait"),
+        "loadavg": _med(pulumi_runs, "loadavg"),
+        "teardown": {k: _med(pulumi_runs, "teardown", k) for k in TEARDOWN_KEYS},
+        "peak_mib": {c: {role: _peak(pulumi_runs, c, role)
+                         for role in ("dynamic_provider", "cli", "program")}
+                     for c in ("up", "preview", "destroy")},
+        "leftovers": sorted({x for run in pulumi_runs for x in run.get("leftovers", [])}),
+    }
+
+
 def summarise_size(size: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pulumi_runs = size.get("pulumi") or []
     if pulumi_runs:
-        out["pulumi"] = {
-            "runs": len(pulumi_runs),
-            **{c: _med(pulumi_runs, c, "seconds") for c in ("up", "preview", "destroy")},
-            "boot_wait": _med(pulumi_runs, "boot_wait"),
-            "loadavg": _med(pulumi_runs, "loadavg"),
-            "teardown": {k: _med(pulumi_runs, "teardown", k) for k in TEARDOWN_KEYS},
-            "peak_mib": {c: {role: _peak(pulumi_runs, c, role)
-                             for role in ("dynamic_provider", "cli", "program")}
-                         for c in ("up", "preview", "destroy")},
-            "leftovers": sorted({x for run in pulumi_runs for x in run.get("leftovers", [])}),
-        }
+        out["pulumi"] = summarise_pulumi(pulumi_runs)
+    out["pulumi_hosts"] = {name: summarise_pulumi(runs)
+                           for name, runs in (size.get("pulumi_hosts") or {}).items() if runs}
     engine_runs = size.get("engine_only") or []
     if engine_runs:
         out["engine_only"] = {
@@ -187,6 +194,34 @@ def lifecycle_table(summary: dict[str, Any]) -> str:
     return _table(["N", "runs", "up", "no-op preview", "destroy", "engine-only up",
                    "engine-only preview", "engine-only destroy", "boot (untimed)",
                    "load avg"], rows)
+
+
+def hosts_table(machine: dict[str, Any]) -> str:
+    hosts = machine.get("hosts") or {}
+    return _table(["host", "libvirt", "QEMU", "URI"],
+                  [[name, h["libvirt"], h["qemu"], f"`{h['uri']}`"] for name, h in hosts.items()])
+
+
+def hosts_lifecycle_table(summary: dict[str, Any]) -> str:
+    """The lifecycle on each libvirt host, side by side (median seconds)."""
+    names: list[str] = []
+    for size in summary["sizes"].values():
+        if size.get("pulumi"):
+            names = ["debian"]
+            break
+    for size in summary["sizes"].values():
+        names += [n for n in size.get("pulumi_hosts") or {} if n not in names]
+    rows = []
+    for n, size in summary["sizes"].items():
+        by_host = {"debian": size.get("pulumi") or {}, **(size.get("pulumi_hosts") or {})}
+        row: list[Any] = [n]
+        for name in names:
+            p = by_host.get(name) or {}
+            row += [p.get("up"), p.get("preview"), p.get("destroy")]
+        rows.append(row)
+    header = ["N"] + [f"{name}: {c}" for name in names for c in ("up", "no-op preview",
+                                                                  "destroy")]
+    return _table(header, rows) if len(names) > 1 else ""
 
 
 def phase_table(summary: dict[str, Any]) -> str:
@@ -322,8 +357,12 @@ def targets_table(found: list[dict[str, Any]]) -> str:
 def render(results: dict[str, Any]) -> str:
     summary = results["summary"]
     parts = [
+        "### Libvirt hosts",
+        hosts_table(results.get("machine") or {}),
         "### Lifecycle through the Pulumi CLI (median seconds)",
         lifecycle_table(summary),
+        "### The same lifecycle on each libvirt host (median seconds)",
+        hosts_lifecycle_table(summary),
         "### Our provider versus the libvirt floor, per phase (median seconds)",
         phase_table(summary),
         "### Teardown (seconds; per run the slowest guest, median over runs)",

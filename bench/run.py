@@ -8,6 +8,9 @@ fails on a number.
     bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, shared,
                                        # import, sigint, measure (MRTD of a 4 MiB TDVF)
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
+
+The lifecycle section runs on both libvirt hosts of the test matrix, run by run side by side:
+the Debian system libvirtd and the upstream (sid) libvirt that `make setup` starts.
 """
 
 from __future__ import annotations
@@ -105,14 +108,23 @@ def _direct_modes(n: int) -> list[tuple[str, type, int]]:
 
 
 def bench_size(n: int, runs: int, sections: set[str], guest: common.TestGuest,
-               events: LifecycleRecorder, workroot: Path) -> dict[str, Any]:
+               events_by_host: dict[str, LifecycleRecorder], workroot: Path) -> dict[str, Any]:
     """All runs for one N, interleaved (run 1 of everything, then run 2...) so that a slow
-    spell on the machine does not land on one method only."""
-    size: dict[str, Any] = {"runs": runs, "pulumi": [], "engine_only": [], "direct": {},
-                            "errors": []}
+    spell on the machine does not land on one method only. ``pulumi`` holds the lifecycle on
+    the Debian host, ``pulumi_hosts`` the same on every other host."""
+    events = events_by_host["debian"]
+    size: dict[str, Any] = {"runs": runs, "pulumi": [], "pulumi_hosts": {}, "engine_only": [],
+                            "direct": {}, "errors": []}
     stack_layout = Layout("stack", n)
     stack = lifecycle.new_stack_project(workroot, stack_layout, guest) \
         if "lifecycle" in sections else None
+    others: dict[str, tuple[Layout, Any]] = {}
+    if "lifecycle" in sections:
+        for name, uri in common.HOSTS.items():
+            if name != "debian":
+                layout = Layout(name, n)
+                others[name] = (layout, lifecycle.new_stack_project(workroot, layout, guest, uri))
+                size["pulumi_hosts"][name] = []
     engine = lifecycle.new_engine_project(workroot, n) if "engine" in sections else None
     try:
         for run in range(1, runs + 1):
@@ -121,6 +133,13 @@ def bench_size(n: int, runs: int, sections: set[str], guest: common.TestGuest,
                 size["pulumi"].append(result)
                 log(f"N={n} run {run}: pulumi up {result['up']['seconds']:.2f} s, preview "
                     f"{result['preview']['seconds']:.2f} s, destroy "
+                    f"{result['destroy']['seconds']:.2f} s")
+            for name, (layout, project) in others.items():
+                result = lifecycle.run_stack(project, layout, events_by_host[name],
+                                             common.HOSTS[name])
+                size["pulumi_hosts"][name].append(result)
+                log(f"N={n} run {run} on {name}: pulumi up {result['up']['seconds']:.2f} s, "
+                    f"preview {result['preview']['seconds']:.2f} s, destroy "
                     f"{result['destroy']['seconds']:.2f} s")
             if engine is not None:
                 result = lifecycle.run_engine_only(engine)
@@ -143,7 +162,7 @@ def bench_size(n: int, runs: int, sections: set[str], guest: common.TestGuest,
                     log(f"N={n} run {run}: {key:16} up {result['up']:.2f} s, "
                         f"down {result['down']:.2f} s")
     finally:
-        for project in (stack, engine):
+        for project in (stack, engine, *(p for _layout, p in others.values())):
             if project is not None:
                 project.remove()
     return size
@@ -197,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     today = datetime.date.today().isoformat()
     out = args.out or common.RESULTS_DIR / f"{today}.json"
     guest = common.test_guest()
-    common.clear_libvirt()
+    for uri in common.HOSTS.values():
+        common.clear_libvirt(uri=uri)
     common.BENCH_ROOT.mkdir(parents=True, exist_ok=True)
     workroot = Path(tempfile.mkdtemp(prefix="pulumi-tdx-bench-"))
     started = time.monotonic()
@@ -213,16 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": {},
     }
     log(f"machine: {results['machine']}")
-    events = LifecycleRecorder()
+    events_by_host = {name: LifecycleRecorder(uri) for name, uri in common.HOSTS.items()}
     try:
         with captured_provider_log():
             for n in args.size_list:
                 results["sizes"][str(n)] = bench_size(n, args.runs_by_size[n], args.sections,
-                                                      guest, events, workroot)
+                                                      guest, events_by_host, workroot)
                 finish(results, out)
         if "stall" in args.sections:
             log("volume delete while another domain shuts down")
-            results["stall"] = stall.run_stall(guest, events, args.runs)
+            results["stall"] = stall.run_stall(guest, events_by_host["debian"], args.runs)
         if "shared" in args.sections:
             log("two stacks, one pool")
             results["shared"] = shared_pool.run_shared(
@@ -241,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             log("expected MRTD of a 4 MiB TDVF")
             results["measure"] = measure_bench.run_measure(args.runs, workroot)
     finally:
-        events.close()
-        common.clear_libvirt()
+        for events in events_by_host.values():
+            events.close()
+        for uri in common.HOSTS.values():
+            common.clear_libvirt(uri=uri)
         shutil.rmtree(common.CONSOLE_DIR, ignore_errors=True)
         shutil.rmtree(workroot, ignore_errors=True)
         with contextlib.suppress(OSError):  # only when empty (no kept import image)

@@ -3,6 +3,10 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
 export PULUMI_TDX_CACHE="${PULUMI_TDX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx}"
+# The second libvirt host (scripts/setup-upstream-host.sh): current upstream libvirt from Debian
+# sid, chrooted in this root, reached through its own socket.
+export PULUMI_TDX_UPSTREAM_ROOT="${PULUMI_TDX_UPSTREAM_ROOT:-$PULUMI_TDX_CACHE/upstream-sid}"
+export PULUMI_TDX_UPSTREAM_URI="${PULUMI_TDX_UPSTREAM_URI:-qemu:///system?socket=$PULUMI_TDX_UPSTREAM_ROOT/run/libvirt/libvirt-sock}"
 export PATH="$REPO_ROOT/.venv/bin:$PATH"
 # Local file backend, empty passphrase (the pickled provider is a secret), no update checks.
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$REPO_ROOT/.pulumi}"

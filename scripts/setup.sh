@@ -26,3 +26,6 @@ pulumi version
 
 step "tiny test guest ($PULUMI_TDX_CACHE/guest)"
 bash scripts/build-test-guest.sh
+
+step "upstream libvirt host ($PULUMI_TDX_UPSTREAM_ROOT)"
+bash scripts/setup-upstream-host.sh

@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests own the name prefixes below and clear stale objects of them first."""
+"""Shared fixtures. Tests own the name prefixes below and clear stale objects of them first.
+
+Tests that take ``qemu_uri`` (or ``qemu_conn``) run once per libvirt host of the matrix
+(tests/support/hosts.py): ids ``debian`` (the system libvirtd) and ``upstream`` (the sid libvirt
+that ``make setup`` starts). A host that does not answer fails its tests; nothing is skipped.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 from tdx_provider.connection import connect
 from tests.support.cleanup import remove_prefixed, remove_stale
 from tests.support.guest import TestGuest, test_guest
+from tests.support.hosts import HOST_IDS, LibvirtHost, by_name
 from tests.support.runs import run_prefix
 
 LIBVIRT_BASE = "ptdx-lt-"
@@ -25,14 +31,29 @@ def guest() -> TestGuest:
     return test_guest()
 
 
+@pytest.fixture(scope="session", params=HOST_IDS)
+def libvirt_host(request: pytest.FixtureRequest) -> LibvirtHost:
+    """Each host of the matrix in turn; a missing one fails here (``make setup`` starts it)."""
+    host = by_name(request.param)
+    host.version()
+    return host
+
+
 @pytest.fixture(scope="session")
-def qemu_uri() -> Iterator[str]:
-    uri = "qemu:///system"
+def qemu_uri(libvirt_host: LibvirtHost) -> Iterator[str]:
+    """The URI of the host under test; this run's objects on it are removed at the end."""
+    uri = libvirt_host.uri
     with connect(uri) as conn:
         remove_stale(conn, LIBVIRT_BASE)
     yield uri
     with connect(uri) as conn:
         remove_prefixed(conn, LIBVIRT_PREFIX)
+
+
+@pytest.fixture(scope="session")
+def qemu_unix_uri(libvirt_host: LibvirtHost) -> str:
+    """The host under test reached like another machine would (``LibvirtHost.unix_uri``)."""
+    return libvirt_host.unix_uri
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from . import (
     volume,
 )
 from . import pool as pools
-from .connection import DEFAULT_URI, connect
+from .connection import DEFAULT_URI, connect, is_local_uri
 from .errors import InputError, InUseError, TdxError
 from .metadata import Owner
 
@@ -530,7 +530,7 @@ HOST_COLUMNS: tuple[tables.Column, ...] = (
 
 def host_report(uri: str, root: Path) -> host.HostReport:
     """``host.check_host``; when libvirt cannot be reached, the file checks and that reason."""
-    local = host.is_local_uri(uri)
+    local = is_local_uri(uri)
     try:
         with connect(uri) as conn:
             return host.check_host(conn, root, local=local)

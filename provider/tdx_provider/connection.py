@@ -7,6 +7,7 @@ pickles provider objects into state and serves several gRPC threads at once.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,9 @@ import libvirt
 from .errors import LibvirtOperationError
 
 DEFAULT_URI = "qemu:///system"
+# Where the system daemon of this machine listens; any other socket is another daemon, which may
+# live in another root (a chroot, a container) or forward to another machine.
+SYSTEM_SOCKETS = frozenset({"/run/libvirt/libvirt-sock", "/var/run/libvirt/libvirt-sock"})
 
 # libvirt prints every error to stderr through its default handler; we raise instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -34,15 +38,21 @@ def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
 
 
 def is_local_uri(uri: str) -> bool:
-    """True when the URI reaches the libvirtd of this machine through its default socket, so
-    the client and the daemon see the same files. A host part (``qemu+ssh://host/system``) or
-    an explicit ``socket=`` (``qemu+unix:///system?socket=...``: perhaps a daemon in a chroot
-    or container, or another machine's socket forwarded here) is treated as remote: nothing
-    may assume a shared file system (pool exclusion never does, see :mod:`exclusion`)."""
-    parts = urlsplit(uri)
-    if parts.netloc:
+    """True when files named in inputs (kernel, firmware, console log) are this machine's files.
+
+    Only a URI without a host, without a transport (``+ssh``, ``+tcp``, ``+tls``, ``+unix``, ...)
+    and without a ``socket=`` other than the system daemon's counts: ``qemu:///system``,
+    ``qemu:///session``, ``test:///...``. Anything else is another host, even one on this machine
+    (``qemu:///system?socket=<chroot>/run/libvirt/libvirt-sock`` sees the chroot's files).
+    """
+    try:
+        parts = urlsplit(uri)
+        query = parse_qs(parts.query)
+    except ValueError:
         return False
-    return "socket" not in parse_qs(parts.query)
+    if parts.netloc or "+" in parts.scheme:
+        return False
+    return all(os.path.normpath(s) in SYSTEM_SOCKETS for s in query.get("socket", []))
 
 
 def is_no_such(exc: libvirt.libvirtError) -> bool:

@@ -129,6 +129,8 @@ def ensure(
         if existing is not None:
             return _adopt(existing, name, path, autostart, owner)
         other = find_by_path(conn, path)
+        if other is not None and other.name() == name:
+            continue  # defined by another client between our two looks: adopt it (next round)
         if other is not None:
             raise ConflictError(
                 f"path {path!r} is already the target of pool {other.name()!r} "

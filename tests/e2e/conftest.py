@@ -1,4 +1,9 @@
-"""e2e fixtures: the real Pulumi CLI on a throwaway project against qemu:///system."""
+"""e2e fixtures: the real Pulumi CLI on a throwaway project against the libvirt hosts.
+
+Tests that take ``libvirt_host`` (tests/conftest.py) run once per host of the matrix (ids
+``debian`` and ``upstream``) and pass its URI to their program through config; sweeps and
+teardown cover every host that answers.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pytest
 
 from tdx_provider.connection import connect
 from tests.support.cleanup import remove_prefixed, remove_stale
+from tests.support.hosts import answering, hosts
 from tests.support.runs import run_prefix
 from tests.support.stack import Stack
 
@@ -23,11 +29,15 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="session", autouse=True)
 def _clear_stale_e2e_objects() -> Iterator[None]:
-    with connect("qemu:///system") as conn:
-        remove_stale(conn, E2E_BASE)
+    for host in hosts():
+        if answering(host):
+            with connect(host.uri) as conn:
+                remove_stale(conn, E2E_BASE)
     yield
-    with connect("qemu:///system") as conn:
-        remove_prefixed(conn, E2E_PREFIX)
+    for host in hosts():
+        if answering(host):
+            with connect(host.uri) as conn:
+                remove_prefixed(conn, E2E_PREFIX)
 
 
 @pytest.fixture
@@ -58,5 +68,7 @@ def make_stack(work_dir: Path, e2e_id: str) -> Iterator[Callable[..., Stack]]:
     yield make
     for stack in stacks:
         stack.remove()
-    with connect("qemu:///system") as conn:
-        remove_prefixed(conn, e2e_id)
+    for host in hosts():
+        if answering(host):
+            with connect(host.uri) as conn:
+                remove_prefixed(conn, e2e_id)

@@ -11,6 +11,11 @@ Shared scaffolding made through the engine (not through the stack): one pool, th
 base image and one overlay, so that cases can point at real volumes. After every preview,
 libvirt holds exactly that scaffolding under our prefix and no new file appeared.
 
+The table runs against each libvirt host of the matrix (``debian``, ``upstream``). The upstream
+host is another machine for the provider (``connection.is_local_uri``): files it would read
+(kernel, initrd, firmware) are not checked on this machine, so those cases preview cleanly there
+and fail when libvirt starts the guest instead.
+
 The property-based tests of the BDF parser and of name validation live in
 ``tests/unit/test_validation.py`` (``test_pci_address_*``/``test_name_*`` with hypothesis).
 """
@@ -32,15 +37,15 @@ from typing import Any
 import pytest
 
 from tdx_provider import pool, volume
-from tdx_provider.connection import connect
+from tdx_provider.connection import connect, is_local_uri
 from tdx_provider.metadata import Owner
 from tests.e2e.conftest import E2E_PREFIX, E2E_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
+from tests.support.hosts import LibvirtHost
 from tests.support.stack import REPO_ROOT, Result, Stack
 
 pytestmark = pytest.mark.e2e
-URI = "qemu:///system"
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
 WORKERS = 3
 SCAFFOLD_OWNER = Owner("tests", "e2e", "bad-input-scaffold")
@@ -87,6 +92,7 @@ class Ctx:
     """Run-time values the cases are built from."""
 
     prefix: str
+    uri: str
     work: Path
     guest: tg.TestGuest
     pool: str
@@ -103,17 +109,17 @@ class Ctx:
 
 
 def pool_args(c: Ctx) -> dict[str, Any]:
-    return {"name": f"{c.prefix}-new-pool", "path": str(c.work / "new-pool"), "uri": URI}
+    return {"name": f"{c.prefix}-new-pool", "path": str(c.work / "new-pool"), "uri": c.uri}
 
 
 def base_args(c: Ctx) -> dict[str, Any]:
     return {"pool": c.pool, "source": str(c.guest.base_image), "name": f"{c.prefix}-new-base",
-            "sha256": c.base_sha256, "uri": URI}
+            "sha256": c.base_sha256, "uri": c.uri}
 
 
 def overlay_args(c: Ctx) -> dict[str, Any]:
     return {"pool": c.pool, "base_image": c.base_path, "name": f"{c.prefix}-new-disk",
-            "uri": URI}
+            "uri": c.uri}
 
 
 def td_args(c: Ctx) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def td_args(c: Ctx) -> dict[str, Any]:
         "kernel": str(c.guest.kernel), "initrd": str(c.guest.initrd),
         # free text with XML metacharacters is escaped, never parsed as elements
         "cmdline": tg.CMDLINE + " x='</cmdline><injected/>&amp;' \"<devices/>\"",
-        "uri": URI,
+        "uri": c.uri,
     }
 
 
@@ -144,6 +150,13 @@ class Case:
     """Regex the message must match: what is allowed (or, for host limits, the limit)."""
     before: Callable[[Ctx], list[dict[str, Any]]] = field(default=lambda c: [])
     """Valid resources declared before the bad one (referenced as "@name")."""
+    remote: tuple[str | None, str] | None = None
+    """(prop, allowed) instead, on a host that is not this machine's libvirtd."""
+
+    def expected(self, uri: str) -> tuple[str | None, str]:
+        if self.remote is not None and not is_local_uri(uri):
+            return self.remote
+        return self.prop, self.allowed
 
     def resources(self, ctx: Ctx) -> list[dict[str, Any]]:
         args = {**BASE_ARGS[self.kind](ctx), **self.bad(ctx)}
@@ -195,14 +208,19 @@ CASES = [
          r"use a path, file:// or http\(s\)://"),
     Case("td-kernel-relative", "TrustDomain", lambda c: {"kernel": "vmlinuz"}, "kernel",
          ABSOLUTE),
+    # missing files on the libvirt host: refused here for this machine's libvirtd, never looked
+    # up on this machine for another host (remote=(None, ""): the preview passes there)
     Case("td-kernel-missing", "TrustDomain", lambda c: {"kernel": str(c.work / "no-vmlinuz")},
-         "kernel", r"file .* does not exist"),
+         "kernel", r"file .* does not exist", remote=(None, "")),
     Case("td-initrd-missing", "TrustDomain", lambda c: {"initrd": str(c.work / "no-initrd")},
-         "initrd", r"file .* does not exist"),
+         "initrd", r"file .* does not exist", remote=(None, "")),
     Case("td-firmware-relative", "TrustDomain", lambda c: {"firmware": "OVMF.fd"}, "firmware",
          ABSOLUTE),
     Case("td-firmware-missing", "TrustDomain", lambda c: {"firmware": str(c.work / "no-ovmf")},
-         "firmware", r"file .* does not exist"),
+         "firmware", r"file .* does not exist", remote=(None, "")),
+    Case("td-console-log-directory-missing", "TrustDomain",
+         lambda c: {"console_log": str(c.work / "no-such-dir" / "console.log")},
+         "console_log", r"directory .* does not exist", remote=(None, "")),
     Case("td-template-relative", "TrustDomain", lambda c: {"template": "td.xml.j2"}, "template",
          ABSOLUTE),
     Case("td-template-missing", "TrustDomain",
@@ -304,8 +322,8 @@ class Outcome:
     files_after: list[str]
 
 
-def libvirt_objects(prefix: str) -> dict[str, list[str]]:
-    with connect(URI) as conn:
+def libvirt_objects(uri: str, prefix: str) -> dict[str, list[str]]:
+    with connect(uri) as conn:
         pools = [p for p in conn.listAllStoragePools(0) if p.name().startswith(prefix)]
         volumes = []
         for p in pools:
@@ -328,7 +346,8 @@ def files_outside_stacks(work: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def table(guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
+def table(libvirt_host: LibvirtHost, guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
+    uri = libvirt_host.uri
     prefix = f"{E2E_PREFIX}{uuid.uuid4().hex[:6]}"
     work = E2E_ROOT / prefix
     (work / "templates").mkdir(parents=True)
@@ -339,7 +358,7 @@ def table(guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
     firmware.write_bytes(b"\0" * 4096)  # any file: preview checks the path, not the content
     stacks: list[Stack] = []
     try:
-        with connect(URI) as conn:
+        with connect(uri) as conn:
             pool_name = f"{prefix}-pool"
             pool.ensure(conn, pool_name, str(work / "pool"), autostart=False)
             base, digest = volume.import_base(conn, pool_name, f"{prefix}-base",
@@ -347,8 +366,9 @@ def table(guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
             overlay = volume.create_overlay(conn, pool_name, f"{prefix}-disk", base.path,
                                             SCAFFOLD_OWNER)
             _model, host_mib, host_cpus, *_ = conn.getInfo()
-        ctx = Ctx(prefix=prefix, work=work, guest=guest, pool=pool_name, base_path=base.path,
-                  base_capacity=base.capacity, base_sha256=digest, overlay_path=overlay.path,
+        ctx = Ctx(prefix=prefix, uri=uri, work=work, guest=guest, pool=pool_name,
+                  base_path=base.path, base_capacity=base.capacity, base_sha256=digest,
+                  overlay_path=overlay.path,
                   host_mib=host_mib, host_cpus=host_cpus, firmware=str(firmware))
         assert digest == hashlib.sha256(guest.base_image.read_bytes()).hexdigest()
         stacks = [Stack(work / f"stack{i}", PROGRAM) for i in range(WORKERS)]
@@ -361,10 +381,10 @@ def table(guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
             try:
                 resources = case.resources(ctx)
                 (stack.project_dir / "case.json").write_text(json.dumps(resources))
-                before = libvirt_objects(prefix)
+                before = libvirt_objects(uri, prefix)
                 files_before = files_outside_stacks(work)
                 result = stack.preview(check=False)
-                return case.id, Outcome(result, resources, before, libvirt_objects(prefix),
+                return case.id, Outcome(result, resources, before, libvirt_objects(uri, prefix),
                                         files_before, files_outside_stacks(work))
             finally:
                 idle.put(stack)
@@ -375,27 +395,28 @@ def table(guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
     finally:
         for stack in stacks:
             stack.remove()
-        with connect(URI) as conn:
+        with connect(uri) as conn:
             remove_prefixed(conn, prefix)
         shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_fails_at_preview_naming_the_property_and_creates_nothing(
-    table: dict[str, Outcome], case: Case
+    table: dict[str, Outcome], case: Case, libvirt_host: LibvirtHost
 ) -> None:
     outcome = table[case.id]
+    prop, allowed = case.expected(libvirt_host.uri)
     output = outcome.result.output
     shown = f"case {case.id}: {json.dumps(outcome.resources)}\n{output}"
     assert "Traceback" not in output, shown  # a clear message, not a stack dump
-    if case.prop is None:
+    if prop is None:
         assert outcome.result.returncode == 0, shown
     else:
         assert outcome.result.returncode != 0, shown
         messages = [line for line in output.splitlines() if line.startswith("error:")]
-        mine = [m for m in messages if f"{case.prop}: " in m]
+        mine = [m for m in messages if f"{prop}: " in m]
         assert mine, shown
-        assert any(re.search(case.allowed, m) for m in mine), shown
+        assert any(re.search(allowed, m) for m in mine), shown
     # a preview never creates: libvirt and the disk hold exactly what they held before
     assert outcome.libvirt_after == outcome.libvirt_before, shown
     assert outcome.files_after == outcome.files_before, shown

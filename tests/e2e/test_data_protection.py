@@ -4,6 +4,7 @@
 domain uses, a BaseImage that still backs volumes and a Pool that holds volumes that are not
 ours; the refused object and its data stay. Shrinking an Overlay is refused at preview.
 The holders are made out of band (they are what Pulumi's own ordering cannot see).
+Every test runs on both libvirt hosts of the matrix (``libvirt_host``: debian, upstream).
 """
 
 from __future__ import annotations
@@ -17,24 +18,26 @@ from tdx_provider import volume
 from tdx_provider.connection import connect
 from tests.support import fleet
 from tests.support import guest as tg
+from tests.support.hosts import LibvirtHost
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-URI = "qemu:///system"
-
 
 def state_names(stack: Stack) -> list[str]:
     return fleet.names_in_state(stack)
 
 
 def test_destroy_is_refused_while_something_holds_the_data_and_names_it(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
+    uri = libvirt_host.uri
     stack = make_stack(fleet.PROGRAM)
-    fleet.configure(stack, prefix=e2e_id, work=work_dir, guest=guest, overlays=1, domains=0)
+    fleet.configure(stack, prefix=e2e_id, work=work_dir, guest=guest, overlays=1, domains=0,
+                    uri=uri)
     stack.up()
     disk, base = f"{e2e_id}-disk-0", f"{e2e_id}-base"
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         lib_pool = conn.storagePoolLookupByName(e2e_id)
         disk_path = lib_pool.storageVolLookupByName(disk).path()
         base_info = volume.info(e2e_id, lib_pool.storageVolLookupByName(base))
@@ -56,7 +59,7 @@ def test_destroy_is_refused_while_something_holds_the_data_and_names_it(
     assert f"volume '{disk}' is used by domain(s) {e2e_id}-foreign" in refused.output, \
         refused.output
     assert "disk-0" in state_names(stack)
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         conn.lookupByName(f"{e2e_id}-foreign").undefine()
 
     refused = stack.destroy(check=False)
@@ -64,7 +67,7 @@ def test_destroy_is_refused_while_something_holds_the_data_and_names_it(
     assert f"volume '{base}' backs {e2e_id}/{e2e_id}-their-disk" in refused.output, \
         refused.output
     assert state_names(stack) == ["base", "pool"]  # the overlay went; the base stays
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         conn.storagePoolLookupByName(e2e_id).storageVolLookupByName(
             f"{e2e_id}-their-disk").delete(0)
 
@@ -74,21 +77,24 @@ def test_destroy_is_refused_while_something_holds_the_data_and_names_it(
         refused.output
     assert state_names(stack) == ["pool"]
     assert (work_dir / "pool" / f"{e2e_id}-their-data").exists()  # their data is intact
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         conn.storagePoolLookupByName(e2e_id).storageVolLookupByName(
             f"{e2e_id}-their-data").delete(0)
 
     stack.destroy()
-    assert fleet.as_dict(fleet.holdings(URI, e2e_id)) == fleet.nothing(e2e_id)
+    assert fleet.as_dict(fleet.holdings(uri, e2e_id)) == fleet.nothing(e2e_id)
 
 
 def test_shrinking_an_overlay_is_refused_at_preview(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
+    uri = libvirt_host.uri
     stack = make_stack(fleet.PROGRAM)
-    fleet.configure(stack, prefix=e2e_id, work=work_dir, guest=guest, overlays=1, domains=0)
+    fleet.configure(stack, prefix=e2e_id, work=work_dir, guest=guest, overlays=1, domains=0,
+                    uri=uri)
     stack.up()
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         lib_pool = conn.storagePoolLookupByName(e2e_id)
         base_capacity = lib_pool.storageVolLookupByName(f"{e2e_id}-base").info()[1]
     grown = base_capacity * 2
@@ -99,7 +105,7 @@ def test_shrinking_an_overlay_is_refused_at_preview(
     assert refused.returncode != 0
     assert (f"capacity: shrinking overlay '{e2e_id}-disk-0' from {grown} to {base_capacity} "
             "bytes would lose data") in refused.output, refused.output
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         disk = conn.storagePoolLookupByName(e2e_id).storageVolLookupByName(f"{e2e_id}-disk-0")
         assert disk.info()[1] == grown  # untouched
 
@@ -112,33 +118,36 @@ from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
 
 cfg = pulumi.Config()
 prefix, work, nasty = cfg.require("prefix"), cfg.require("work"), cfg.require("nasty")
-pool = Pool("pool", name=prefix, path=f"{work}/pool", autostart=False)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"))
-disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk")
+uri = cfg.require("uri")
+pool = Pool("pool", name=prefix, path=f"{work}/pool", autostart=False, uri=uri)
+base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
+disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk", uri=uri)
 TrustDomain("td" + nasty, overlay=disk, name=f"{prefix}-td", memory_mib=128, vcpus=1, tdx=False,
             domain_type="qemu", vsock=False, network=None, kernel=cfg.require("kernel"),
             initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline") + " " + nasty,
-            shutdown_timeout=1)
+            shutdown_timeout=1, uri=uri)
 """
 
 
 def test_user_strings_with_xml_metacharacters_reach_libvirt_as_text_not_elements(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
     """Names are validated (see test_bad_input); the strings that are free text, the kernel
     command line and the Pulumi resource name in our owner tag, are escaped on their way into
     the domain XML: libvirt stores them verbatim and no element appears."""
+    uri = libvirt_host.uri
     import libvirt
     from lxml import etree
 
     from tdx_provider import domain
 
     stack = make_stack(ESCAPE_PROGRAM)
-    stack.config({"prefix": e2e_id, "work": str(work_dir), "nasty": NASTY,
+    stack.config({"prefix": e2e_id, "work": str(work_dir), "nasty": NASTY, "uri": uri,
                   "image": str(guest.base_image), "kernel": str(guest.kernel),
                   "initrd": str(guest.initrd), "cmdline": tg.CMDLINE})
     stack.up()
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         dom = conn.lookupByName(f"{e2e_id}-td")
         doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
         instance = domain.instance_of(dom)

@@ -9,6 +9,12 @@
   gracefully) and twice (Pulumi exits at once, leaving pending operations).
 - Leftovers of an interrupted run are adopted when they carry our owner tag and match;
   anything foreign with a colliding name is an error that names it.
+
+Each test runs on both libvirt hosts of the matrix (``libvirt_host``: debian, upstream) except
+two that stay on this machine's Debian libvirt: the GPU setup command (GPU preparation is for a
+local libvirtd only: it writes this machine's sysfs and runs a local command) and the libvirtd
+restart (a private copy of the Debian daemon; the upstream daemon is shared by every run on the
+machine and is not ours to restart).
 """
 
 from __future__ import annotations
@@ -27,15 +33,16 @@ import libvirt
 import pytest
 
 from tdx_provider import domain, ledger, pool, volume, xml
-from tdx_provider.connection import connect
+from tdx_provider.connection import connect, is_local_uri
 from tdx_provider.metadata import Owner
 from tests.support import fleet
 from tests.support import guest as tg
+from tests.support.hosts import LibvirtHost
 from tests.support.private_libvirtd import PrivateLibvirtd, namespaces_available
 from tests.support.stack import REPO_ROOT, Stack
 
 pytestmark = pytest.mark.e2e
-URI = "qemu:///system"
+URI = "qemu:///system"  # the single-host tests
 PROJECT, STACK = "ptdx-e2e", "test"  # what Stack() names them: our owner tags carry these
 HOST_BRIDGE = "0000:00:00.0"
 
@@ -73,25 +80,28 @@ def pool_files(work_dir: Path) -> list[str]:
 
 
 def test_a_start_that_fails_leaves_no_domain_and_the_next_up_converges(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
+    uri = libvirt_host.uri
     empty_kernel = work_dir / "empty-vmlinuz"
     empty_kernel.write_bytes(b"")  # exists (preview passes); QEMU cannot load it (start fails)
-    stack = make_fleet(make_stack, e2e_id, work_dir, guest, overlays=1, domains=1,
+    stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=1, domains=1,
                        td_extra=json.dumps({"kernel": str(empty_kernel)}))
     result = stack.up(check=False)
     assert result.returncode != 0
     assert f"cannot start '{e2e_id}-td-0'" in result.output, result.output
     assert "could not load kernel" in result.output  # QEMU's reason reaches the user
-    assert fleet.holdings(URI, e2e_id).domains == ()
-    assert not (work_dir / "td-0.log").exists()  # the console log the failed start made
+    assert fleet.holdings(uri, e2e_id).domains == ()
+    if is_local_uri(uri):  # the console log the failed start made (another host's: not ours)
+        assert not (work_dir / "td-0.log").exists()
     assert fleet.names_in_state(stack) == ["base", "disk-0", "pool"]  # those did succeed
     assert pool_files(work_dir) == sorted([f"{e2e_id}-base", f"{e2e_id}-disk-0",
                                            ledger.LEDGER_VOLUME])
 
     stack.config({"td_extra": "{}"})
     stack.up()
-    assert_converged(stack, URI, e2e_id, overlays=1, domains=1)
+    assert_converged(stack, uri, e2e_id, overlays=1, domains=1)
 
 
 COMMON_DEVICES = "_common_devices.xml.j2"
@@ -103,8 +113,10 @@ SECOND_VDA = """
 
 
 def test_a_definition_libvirt_rejects_leaves_no_domain_and_the_next_up_converges(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
+    uri = libvirt_host.uri
     # Valid for the RelaxNG schema (so preview passes), refused by libvirt's own define:
     # a second disk that claims target vda too.
     ours = (REPO_ROOT / "provider/tdx_provider/templates/regular_vm.xml.j2").read_text()
@@ -112,18 +124,18 @@ def test_a_definition_libvirt_rejects_leaves_no_domain_and_the_next_up_converges
     assert include in ours
     template = work_dir / "two-vda.xml.j2"
     template.write_text(ours.replace(include, include + SECOND_VDA))
-    stack = make_fleet(make_stack, e2e_id, work_dir, guest, overlays=1, domains=1,
+    stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=1, domains=1,
                        td_extra=json.dumps({"template": str(template)}))
     result = stack.up(check=False)
     assert result.returncode != 0
     assert f"libvirt refused to define '{e2e_id}-td-0'" in result.output, result.output
     assert "vda" in result.output
-    assert fleet.holdings(URI, e2e_id).domains == ()
+    assert fleet.holdings(uri, e2e_id).domains == ()
     assert "td-0" not in fleet.names_in_state(stack)
 
     stack.config({"td_extra": "{}"})
     stack.up()
-    assert_converged(stack, URI, e2e_id, overlays=1, domains=1)
+    assert_converged(stack, uri, e2e_id, overlays=1, domains=1)
 
 
 SETUP_SCRIPT = """
@@ -181,10 +193,10 @@ def test_a_gpu_setup_command_that_fails_leaves_no_domain_and_the_next_up_converg
 # --- leftovers: adopted when ours and matching, an error naming it when foreign ----------------
 
 
-def make_leftovers(e2e_id: str, work_dir: Path, guest: tg.TestGuest) -> dict[str, str]:
+def make_leftovers(uri: str, e2e_id: str, work_dir: Path, guest: tg.TestGuest) -> dict[str, str]:
     """What an interrupted `up` of the fleet (1 overlay, 1 domain) leaves: every object made,
     none recorded in the state. Made with the engine, with the owner tags the stack uses."""
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         pool.ensure(conn, e2e_id, str(work_dir / "pool"), autostart=False,
                     owner=owner("pool"))
         base, _ = volume.import_base(conn, e2e_id, f"{e2e_id}-base", str(guest.base_image),
@@ -202,18 +214,20 @@ def make_leftovers(e2e_id: str, work_dir: Path, guest: tg.TestGuest) -> dict[str
 
 
 def test_leftovers_of_an_interrupted_run_that_are_ours_and_match_are_adopted(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
-    made = make_leftovers(e2e_id, work_dir, guest)
-    stack = make_fleet(make_stack, e2e_id, work_dir, guest, overlays=1, domains=1)
+    uri = libvirt_host.uri
+    made = make_leftovers(uri, e2e_id, work_dir, guest)
+    stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=1, domains=1)
     stack.up()
-    assert_converged(stack, URI, e2e_id, overlays=1, domains=1)
+    assert_converged(stack, uri, e2e_id, overlays=1, domains=1)
     outputs = {r["urn"].rsplit("::", 1)[-1]: r["outputs"] for r in stack.resources()}
     assert outputs["base"]["key"] == made["base"]
     assert outputs["disk-0"]["key"] == made["disk"]
     assert outputs["td-0"]["uuid"] == made["uuid"]  # the same domain, not a second one
     stack.destroy()
-    assert fleet.as_dict(fleet.holdings(URI, e2e_id)) == fleet.nothing(e2e_id)
+    assert fleet.as_dict(fleet.holdings(uri, e2e_id)) == fleet.nothing(e2e_id)
     assert not (work_dir / "pool").exists()  # ours: removed, not kept as someone else's
 
 
@@ -224,16 +238,18 @@ def foreign_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
 
 
 def test_foreign_objects_with_colliding_names_are_errors_that_name_them(
-    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+    libvirt_host: LibvirtHost,
 ) -> None:
-    stack = make_fleet(make_stack, e2e_id, work_dir, guest, overlays=1, domains=1)
-    with connect(URI) as conn:
+    uri = libvirt_host.uri
+    stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=1, domains=1)
+    with connect(uri) as conn:
         # a pool of another name already on our path
         pool.ensure(conn, f"{e2e_id}-other", str(work_dir / "pool"), autostart=False)
     result = stack.up(check=False)
     assert result.returncode != 0
     assert f"already the target of pool '{e2e_id}-other'" in result.output, result.output
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         pool.delete(conn, f"{e2e_id}-other")
         pool.ensure(conn, e2e_id, str(work_dir / "pool"), autostart=False,
                     owner=owner("pool"))
@@ -243,7 +259,7 @@ def test_foreign_objects_with_colliding_names_are_errors_that_name_them(
     assert result.returncode != 0
     assert (f"volume '{e2e_id}-base' already exists in pool '{e2e_id}' and was not created by "
             "pulumi-tdx") in result.output, result.output
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         conn.storagePoolLookupByName(e2e_id).storageVolLookupByName(f"{e2e_id}-base").delete(0)
         base, _ = volume.import_base(conn, e2e_id, f"{e2e_id}-base", str(guest.base_image),
                                      owner("base"))
@@ -254,7 +270,7 @@ def test_foreign_objects_with_colliding_names_are_errors_that_name_them(
     assert result.returncode != 0
     assert (f"volume '{e2e_id}-disk-0' already exists in pool '{e2e_id}' (owned by "
             f"{PROJECT}/another-stack/disk-0)") in result.output, result.output
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         volume.delete(conn, e2e_id, f"{e2e_id}-disk-0")
         # a domain that is not ours (no owner tag) with the name of our trust domain
         conn.defineXML(f"<domain type='qemu'><name>{e2e_id}-td-0</name><memory>65536</memory>"
@@ -263,12 +279,12 @@ def test_foreign_objects_with_colliding_names_are_errors_that_name_them(
     assert result.returncode != 0
     assert (f"a domain named '{e2e_id}-td-0' already exists (not created by pulumi-tdx)"
             in result.output), result.output
-    with connect(URI) as conn:
+    with connect(uri) as conn:
         foreign = conn.lookupByName(f"{e2e_id}-td-0")
         assert domain.instance_of(foreign) is None  # untouched
         foreign.undefine()
     stack.up()
-    assert_converged(stack, URI, e2e_id, overlays=1, domains=1)
+    assert_converged(stack, uri, e2e_id, overlays=1, domains=1)
 
 
 # --- libvirtd restarted in the middle of `pulumi up` ------------------------------------------
@@ -364,7 +380,7 @@ OVERLAYS_IN_SIGINT = 4
 DOMAINS_IN_SIGINT = 2
 
 
-def interrupt(stack: Stack, ready: Callable[[libvirt.virConnect], bool], presses: int,
+def interrupt(stack: Stack, uri: str, ready: Callable[[libvirt.virConnect], bool], presses: int,
               timeout: float = 120.0) -> tuple[int, str]:
     """Start `pulumi up`, press Ctrl-C ``presses`` times once ``ready``; return its exit code
     and output. The signal goes to the process group of `pulumi up` (which this test
@@ -373,7 +389,7 @@ def interrupt(stack: Stack, ready: Callable[[libvirt.virConnect], bool], presses
     deadline = time.monotonic() + timeout
     pressed = 0
     while process.poll() is None and time.monotonic() < deadline:
-        with connect(URI) as conn:
+        with connect(uri) as conn:
             try:
                 fire = ready(conn)
             except libvirt.libvirtError:
@@ -393,29 +409,30 @@ def interrupt(stack: Stack, ready: Callable[[libvirt.virConnect], bool], presses
 @pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c-once", "ctrl-c-twice"])
 def test_up_interrupted_by_sigint_then_the_next_up_converges(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
-    presses: int,
+    presses: int, libvirt_host: LibvirtHost,
 ) -> None:
     """Once: Pulumi cancels gracefully (in-flight operations finish, nothing is pending).
     Twice: Pulumi exits at once; the domains being created are left as pending CREATE
     operations. The next `up` creates them again, which adopts the leftover domains (ours,
     same owner: the same UUIDs, no duplicates). Pulumi itself keeps the pending records and
     warns until `pulumi refresh --clear-pending-creates` (required without a terminal)."""
-    stack = make_fleet(make_stack, e2e_id, work_dir, guest, overlays=OVERLAYS_IN_SIGINT,
+    uri = libvirt_host.uri
+    stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=OVERLAYS_IN_SIGINT,
                        domains=DOMAINS_IN_SIGINT)
-    code, output = interrupt(stack, domains_under(e2e_id), presses)
+    code, output = interrupt(stack, uri, domains_under(e2e_id), presses)
     assert code != 0, output
     assert fleet.duplicated(fleet.names_in_state(stack)) == []
     pending = fleet.pending_operations(stack)
     if presses == 1:
         assert pending == [], output
-    leftovers = fleet.holdings(URI, e2e_id)
+    leftovers = fleet.holdings(uri, e2e_id)
     stack.up()
-    assert_converged(stack, URI, e2e_id, OVERLAYS_IN_SIGINT, DOMAINS_IN_SIGINT, pending_ok=True)
+    assert_converged(stack, uri, e2e_id, OVERLAYS_IN_SIGINT, DOMAINS_IN_SIGINT, pending_ok=True)
     adopted = set(leftovers.domain_uuids)
-    assert adopted <= set(fleet.holdings(URI, e2e_id).domain_uuids)  # kept, not duplicated
+    assert adopted <= set(fleet.holdings(uri, e2e_id).domain_uuids)  # kept, not duplicated
     if pending:
         stack.run("refresh", "--yes", "--skip-preview", "--clear-pending-creates")
-    assert_converged(stack, URI, e2e_id, OVERLAYS_IN_SIGINT, DOMAINS_IN_SIGINT)
+    assert_converged(stack, uri, e2e_id, OVERLAYS_IN_SIGINT, DOMAINS_IN_SIGINT)
     stack.destroy()
-    assert fleet.as_dict(fleet.holdings(URI, e2e_id)) == fleet.nothing(e2e_id)
+    assert fleet.as_dict(fleet.holdings(uri, e2e_id)) == fleet.nothing(e2e_id)
 

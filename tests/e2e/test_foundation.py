@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.guest import cache_dir
+from tests.support.hosts import hosts, upstream_root
 from tests.support.stack import REPO_ROOT, Stack
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,26 @@ def _bin_entries() -> dict[str, str]:
             for p in (REPO_ROOT / ".venv" / "bin").glob("pulumi*")}
 
 
+def upstream_daemons() -> list[int]:
+    """PIDs of the processes chrooted in the upstream root (its virtlogd and libvirtd)."""
+    root = str(upstream_root())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if str((proc / "root").readlink()) == root:
+                pids.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return sorted(pids)
+
+
 def test_second_setup_changes_nothing() -> None:
+    for host in hosts():
+        host.version()  # both hosts answer before (and after) the second setup
+    daemons_before = upstream_daemons()
+    assert daemons_before, f"no daemon runs chrooted in {upstream_root()}"
     watched = [
         Path("/etc/libvirt/qemu.conf"),
         REPO_ROOT / ".venv" / ".pulumi-tdx-installed",
@@ -65,6 +85,11 @@ def test_second_setup_changes_nothing() -> None:
         cache_dir() / "vmlinuz",
         cache_dir() / "initramfs.cpio.gz",
         cache_dir() / "base.qcow2",
+        upstream_root() / ".pulumi-tdx-stamp",
+        upstream_root() / "etc" / "libvirt" / "qemu.conf",
+        upstream_root() / "run" / "pulumi-tdx-started",
+        upstream_root() / "run" / "libvirtd.pid",
+        upstream_root() / "run" / "libvirt" / "libvirt-sock",
     ]
     before = _fingerprint(watched)
     links_before = _bin_entries()
@@ -72,5 +97,10 @@ def test_second_setup_changes_nothing() -> None:
                           text=True, check=True, timeout=300)
     assert _fingerprint(watched) == before
     assert _bin_entries() == links_before
-    for word in ("installing", "building", "linked", "wrote", "restarting"):
+    for word in ("installing", "building", "linked", "wrote", "restarting", "starting",
+                 "stopping"):
         assert word not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    # the upstream host's daemons are the same processes, still answering
+    assert upstream_daemons() == daemons_before
+    for host in hosts():
+        host.version()

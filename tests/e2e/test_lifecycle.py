@@ -1,6 +1,6 @@
 """The whole road through the real Pulumi CLI: preview, up, no-op preview, a replacing change,
 refresh after out-of-band edits, destroy. Tiny guests under TCG (tdx off, no vsock, no
-libvirt network)."""
+libvirt network), on each libvirt host of the matrix."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from tdx_provider import ledger
 from tdx_provider.connection import connect
 from tests.support import guest as tg
+from tests.support.hosts import LibvirtHost
 from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
@@ -27,15 +28,16 @@ from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
 cfg = pulumi.Config()
 prefix = cfg.require("prefix")
 work = cfg.require("work")
+uri = cfg.require("uri")
 common = dict(
     tdx=False, domain_type="qemu", vsock=False, network=None,
-    kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
+    kernel=cfg.require("kernel"), initrd=cfg.require("initrd"), uri=uri,
 )
-pool = Pool("pool", name=prefix, path=f"{work}/pool")
+pool = Pool("pool", name=prefix, path=f"{work}/pool", uri=uri)
 base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"),
-                 sha256=cfg.require("sha256"))
-disk_a = Overlay("disk-a", pool=pool, base_image=base, name=f"{prefix}-a")
-disk_b = Overlay("disk-b", pool=pool, base_image=base, name=f"{prefix}-b")
+                 sha256=cfg.require("sha256"), uri=uri)
+disk_a = Overlay("disk-a", pool=pool, base_image=base, name=f"{prefix}-a", uri=uri)
+disk_b = Overlay("disk-b", pool=pool, base_image=base, name=f"{prefix}-b", uri=uri)
 td_a = TrustDomain("td-a", overlay=disk_a, name=f"{prefix}-td-a", memory_mib=256, vcpus=1,
                    cmdline=cfg.require("cmdline"), console_log=f"{work}/td-a.log",
                    shutdown_timeout=30, **common)
@@ -50,8 +52,8 @@ pulumi.export("disk_b_key", disk_b.key)
 """
 
 
-def libvirt_names(prefix: str) -> dict[str, list[str]]:
-    with connect("qemu:///system") as conn:
+def libvirt_names(uri: str, prefix: str) -> dict[str, list[str]]:
+    with connect(uri) as conn:
         pools = [p for p in conn.listAllStoragePools(0) if p.name().startswith(prefix)]
         volumes = []
         for p in pools:
@@ -68,13 +70,13 @@ def libvirt_names(prefix: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
-          guest: tg.TestGuest) -> Stack:
+          guest: tg.TestGuest, libvirt_host: LibvirtHost) -> Stack:
     import hashlib
 
     s = make_stack(PROGRAM)
     s.config({
-        "prefix": e2e_id, "work": str(work_dir), "kernel": str(guest.kernel),
-        "initrd": str(guest.initrd), "image": str(guest.base_image),
+        "prefix": e2e_id, "work": str(work_dir), "uri": libvirt_host.uri,
+        "kernel": str(guest.kernel), "initrd": str(guest.initrd), "image": str(guest.base_image),
         "sha256": hashlib.sha256(guest.base_image.read_bytes()).hexdigest(),
         "cmdline": tg.CMDLINE, "cmdline_b": tg.CMDLINE,
     })
@@ -86,16 +88,18 @@ def wait_for_both(work_dir: Path) -> None:
         tg.wait_for_text(work_dir / f"td-{key}.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
 
 
-def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path) -> None:
+def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path,
+                                     libvirt_host: LibvirtHost) -> None:
+    uri = libvirt_host.uri
     # preview explains, creates nothing
     plan = steps(stack.preview_json())
     assert plan["td-a"] == "create" and plan["pool"] == "create"
-    assert libvirt_names(e2e_id) == {"domains": [], "pools": [], "volumes": []}
+    assert libvirt_names(uri, e2e_id) == {"domains": [], "pools": [], "volumes": []}
 
     # up: 1 pool, 1 base, 2 overlays, 2 guests that answer on their SSH ports
     stack.up()
     outputs = stack.outputs()
-    assert libvirt_names(e2e_id) == {
+    assert libvirt_names(uri, e2e_id) == {
         "domains": [f"{e2e_id}-td-a", f"{e2e_id}-td-b"],
         "pools": [e2e_id],
         "volumes": sorted([f"{e2e_id}-base", f"{e2e_id}-a", f"{e2e_id}-b"]),
@@ -115,14 +119,14 @@ def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path)
     assert changed == {"td-b": "replace"}, plan
     disk_key = outputs["disk_b_key"]
     stack.up()
-    with connect("qemu:///system") as conn:
+    with connect(uri) as conn:
         dom = conn.lookupByName(f"{e2e_id}-td-b")
         assert dom.maxMemory() == 384 * 1024
     assert stack.outputs()["disk_b_key"] == disk_key
     assert (work_dir / "td-b.log").exists()
 
     # out-of-band undefine: refresh drops it from state, up recreates it
-    with connect("qemu:///system") as conn:
+    with connect(uri) as conn:
         dom = conn.lookupByName(f"{e2e_id}-td-a")
         dom.destroy()
         dom.undefine()
@@ -130,10 +134,10 @@ def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path)
     names = [r["urn"].rsplit("::", 1)[-1] for r in stack.resources()]
     assert "td-a" not in names and "td-b" in names
     stack.up()
-    assert f"{e2e_id}-td-a" in libvirt_names(e2e_id)["domains"]
+    assert f"{e2e_id}-td-a" in libvirt_names(uri, e2e_id)["domains"]
 
     # out-of-band memory edit shows as drift after refresh: preview replaces td-a
-    with connect("qemu:///system") as conn:
+    with connect(uri) as conn:
         dom = conn.lookupByName(f"{e2e_id}-td-a")
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         xml = xml.replace("<memory unit='KiB'>262144</memory>",
@@ -145,21 +149,22 @@ def test_trust_domain_stack_lifecycle(stack: Stack, e2e_id: str, work_dir: Path)
     plan = steps(stack.preview_json())
     assert plan["td-a"] == "replace", plan
     stack.up()  # converges back to the declared 256 MiB
-    with connect("qemu:///system") as conn:
+    with connect(uri) as conn:
         assert conn.lookupByName(f"{e2e_id}-td-a").maxMemory() == 256 * 1024
 
     # destroy: graceful (the console shows the ACPI power-off), nothing left behind
     wait_for_both(work_dir)
     result = stack.destroy()
-    assert libvirt_names(e2e_id) == {"domains": [], "pools": [], "volumes": []}
+    assert libvirt_names(uri, e2e_id) == {"domains": [], "pools": [], "volumes": []}
     for key in ("a", "b"):
         assert tg.ACPI_POWEROFF_MARKER in (work_dir / f"td-{key}.log").read_text()
     assert "stopped by ACPI" in result.output
 
 
 def test_guest_that_ignores_acpi_is_forced_off_after_its_timeout(
-    stack: Stack, e2e_id: str, work_dir: Path
+    stack: Stack, e2e_id: str, work_dir: Path, libvirt_host: LibvirtHost
 ) -> None:
+    uri = libvirt_host.uri
     stack.config({"cmdline_b": f"{tg.CMDLINE} {tg.IGNORE_ACPI_ARG}", "timeout_b": 3})
     stack.up()
     wait_for_both(work_dir)
@@ -174,6 +179,6 @@ def test_guest_that_ignores_acpi_is_forced_off_after_its_timeout(
     assert tg.IGNORING_ACPI_MARKER in (work_dir / "td-b.log").read_text()
     assert tg.ACPI_POWEROFF_MARKER not in (work_dir / "td-b.log").read_text()
     assert elapsed < 30  # bounded by the timeout, not by the default 60 s
-    assert libvirt_names(e2e_id)["domains"] == []
+    assert libvirt_names(uri, e2e_id)["domains"] == []
 
 

@@ -67,10 +67,11 @@ def test_a_socket_uri_counts_as_remote() -> None:
     assert is_local_uri("qemu:///system")
 
 
-@pytest.mark.parametrize("their_uri", ["qemu:///system", REMOTE_STYLE])
+@pytest.mark.parametrize("their_transport", ["same-uri", "unix-transport"])
 def test_a_holder_in_another_process_excludes_us_until_it_releases(
-    qemu_uri: str, shared_pool: str, their_uri: str
+    qemu_uri: str, qemu_unix_uri: str, shared_pool: str, their_transport: str
 ) -> None:
+    their_uri = qemu_uri if their_transport == "same-uri" else qemu_unix_uri
     proc = holder(their_uri, shared_pool, seconds=2.0)
     try:
         assert exclusion.LOCK_VOLUME in volumes(qemu_uri, shared_pool)
@@ -86,11 +87,12 @@ def test_a_holder_in_another_process_excludes_us_until_it_releases(
 
 
 def test_a_live_holder_is_never_broken_however_long_it_holds(
+    qemu_unix_uri: str,
     qemu_uri: str, shared_pool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The heartbeat rewrites the record: a hold longer than the stale time is not stale."""
     monkeypatch.setenv(exclusion.STALE_ENV, "2")
-    proc = holder(REMOTE_STYLE, shared_pool, seconds=5.0, stale=2.0)
+    proc = holder(qemu_unix_uri, shared_pool, seconds=5.0, stale=2.0)
     try:
         began = time.monotonic()
         with connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
@@ -133,6 +135,7 @@ def test_the_lock_is_reentrant_and_other_pools_do_not_wait(
 
 
 def test_concurrent_writers_in_many_processes_lose_no_ledger_record(
+    qemu_unix_uri: str,
     qemu_uri: str, shared_pool: str
 ) -> None:
     """Each process records its own entries, half through a remote-style URI; every record
@@ -149,7 +152,7 @@ def test_concurrent_writers_in_many_processes_lose_no_ledger_record(
                     ledger.record(pool, f"{me}-{i}", ledger.Entry("overlay", f"p/{me}/r{i}"))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code,
-                               REMOTE_STYLE if n % 2 else qemu_uri, shared_pool, f"w{n}"],
+                               qemu_unix_uri if n % 2 else qemu_uri, shared_pool, f"w{n}"],
                               cwd=REPO) for n in range(4)]
     for proc in procs:
         assert proc.wait(timeout=300) == 0
@@ -160,6 +163,7 @@ def test_concurrent_writers_in_many_processes_lose_no_ledger_record(
 
 
 def test_two_creators_of_one_pool_both_succeed_one_creates_the_other_adopts(
+    qemu_unix_uri: str,
     qemu_uri: str, unique: str, scratch_dir: Path, qemu_conn: libvirt.virConnect,
 ) -> None:
     code = textwrap.dedent("""
@@ -176,7 +180,7 @@ def test_two_creators_of_one_pool_both_succeed_one_creates_the_other_adopts(
     try:
         procs = [subprocess.Popen([sys.executable, "-c", code, uri, unique, path, f"s{n}"],
                                   cwd=REPO, stdout=subprocess.PIPE, text=True)
-                 for n, uri in enumerate([qemu_uri, REMOTE_STYLE] * 2)]
+                 for n, uri in enumerate([qemu_uri, qemu_unix_uri] * 2)]
         outcomes = [proc.communicate(timeout=120)[0].strip() for proc in procs]
         assert [proc.returncode for proc in procs] == [0] * 4
         assert sorted(outcomes) == ["adopted", "adopted", "adopted", "created"]

@@ -207,3 +207,14 @@ def test_parallel_overlay_creation_and_deletion_in_one_pool_does_not_race(
         list(executor.map(remove, names))
     entries = ledger.read(qemu_conn.storagePoolLookupByName(scratch_pool))
     assert sorted(entries) == ["base"]
+
+
+def test_the_unix_transport_uri_reaches_the_same_daemon(
+    qemu_conn: libvirt.virConnect, qemu_unix_uri: str, scratch_pool: str
+) -> None:
+    from tdx_provider.connection import connect
+
+    with connect(qemu_unix_uri) as conn:
+        assert conn.getLibVersion() == qemu_conn.getLibVersion()
+        assert conn.storagePoolLookupByName(scratch_pool).UUIDString() == \
+            qemu_conn.storagePoolLookupByName(scratch_pool).UUIDString()

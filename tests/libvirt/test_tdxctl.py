@@ -483,6 +483,16 @@ def test_host_check_without_libvirtd_still_reports_the_file_checks(
     assert "cannot connect" in by_name["libvirt"]["reason"]
 
 
+def test_host_check_of_another_daemon_never_reads_this_machines_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # another daemon's socket is another host: its files are not under this machine's root
+    uri = "qemu:///system?socket=/nonexistent/libvirt-sock"
+    code, checks = run_json(capsys, "host-check", "--uri", uri, "--root", str(READY))
+    assert code == 1
+    assert [(c["name"], c["status"]) for c in checks] == [("libvirt", "fail")]
+
+
 def test_running_the_module_needs_no_console_script() -> None:
     result = subprocess.run([sys.executable, "-m", "tdx_provider.cli", "--version"],
                             capture_output=True, text=True, timeout=60, check=False)

@@ -46,13 +46,18 @@ class TestGuest:
     base_image: Path
 
 
-def cache_dir() -> Path:
-    """Where ``scripts/build-test-guest.sh`` puts the guest by default (same lookup)."""
+def cache_root() -> Path:
+    """``$PULUMI_TDX_CACHE`` with the default of scripts/env.sh."""
     root = os.environ.get("PULUMI_TDX_CACHE")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = str(Path(xdg) / "pulumi-tdx")
-    return Path(root) / "guest"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    """Where ``scripts/build-test-guest.sh`` puts the guest by default (same lookup)."""
+    return cache_root() / "guest"
 
 
 def test_guest() -> TestGuest:

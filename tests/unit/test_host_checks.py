@@ -188,7 +188,6 @@ def test_report_lookup_by_name() -> None:
     [
         "qemu:///system",
         "qemu:///session",
-        "qemu+unix:///system",
         "test:///default",
         "test:///work/tests/fixtures/testhost.xml",
     ],

@@ -220,7 +220,9 @@ def _bind_address(field: str, value: Any) -> str:
 
 
 def _is_local(uri: Any) -> bool:
-    from tdx_provider.host import is_local_uri
+    """Files named in inputs are checked here only for this machine's own libvirtd; another
+    host's files are not ours to read (libvirt reports a missing one when it starts the guest)."""
+    from tdx_provider.connection import is_local_uri
 
     return isinstance(uri, str) and not is_unknown(uri) and is_local_uri(uri)
 
@@ -336,9 +338,10 @@ def _mrtd(checker: Checker, conn: Any) -> Any:
 
 def _require_tdx(conn: Any, root: Path, uri: str) -> None:
     from tdx_provider import host
+    from tdx_provider.connection import is_local_uri
     from tdx_provider.errors import HostNotReadyError
 
     try:
-        host.require_tdx(conn, root, local=host.is_local_uri(uri))
+        host.require_tdx(conn, root, local=is_local_uri(uri))
     except HostNotReadyError as exc:
         raise InputError("tdx", f"{exc} (set tdx=False for a regular VM)") from exc

@@ -105,8 +105,8 @@ class TrustDomainProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import domain, gpu, host, xml
-        from tdx_provider.connection import connect
+        from tdx_provider import domain, gpu, xml
+        from tdx_provider.connection import connect, is_local_uri
         from tdx_provider.validation import pci_address
 
         with connect(props["uri"]) as conn:
@@ -119,7 +119,7 @@ class TrustDomainProvider(ResourceProvider):
             def prepare() -> None:
                 # GPU preparation touches this machine's sysfs and runs a local command, so it
                 # applies to local URIs only; a remote host prepares its GPUs itself.
-                if gpus and host.is_local_uri(props["uri"]):
+                if gpus and is_local_uri(props["uri"]):
                     gpu.prepare_gpus(conn, gpus, dma_entry_limit=props["dma_entry_limit"],
                                      setup_command=props.get("gpu_setup_command"),
                                      sysfs_root=host_root())
@@ -203,7 +203,7 @@ def check_inputs(olds: dict[str, Any], news: dict[str, Any], root: Path, *,
 
 def _new_local_file(path: str | None, uri: str) -> str | None:
     """``path`` if it is on this machine and does not exist yet, else None."""
-    from tdx_provider.host import is_local_uri
+    from tdx_provider.connection import is_local_uri
 
     if path is None or not is_local_uri(uri) or os.path.lexists(path):
         return None
