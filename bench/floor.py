@@ -79,12 +79,13 @@ def upload_file(conn: libvirt.virConnect, vol: libvirt.virStorageVol, source: Pa
 class FloorDriver:
     kind = "floor"
 
-    def __init__(self, layout: Layout, guest: TestGuest, source: Path | None = None) -> None:
+    def __init__(self, layout: Layout, guest: TestGuest, source: Path | None = None,
+                 uri: str = URI) -> None:
         self.layout = layout
         self.guest = guest
         self.source = source or guest.base_image
         self.capacity = qcow2_virtual_size(self.source)
-        self.conn = libvirt.open(URI)
+        self.conn = libvirt.open(uri)
         self.owner = Owner("ptdx-bench", "floor", "td")
         self._pool: libvirt.virStoragePool | None = None
         self._base_path = ""

@@ -292,15 +292,25 @@ def import_table(imported: dict[str, Any]) -> str:
 
 
 def stall_table(stalled: dict[str, Any]) -> str:
-    m = stalled["median"]
-    return _table(["volume delete (median of runs)", "nothing shutting down",
-                   "another domain shutting down"], [
-        ["ours (`volume.delete`: checks every domain)", m["ours_idle"],
-         m["ours_during_shutdown"]],
-        ["plain `vol.delete(0)`", m["plain_idle"], m["plain_during_shutdown"]],
-        ["a bare `listAllDomains` (what any in-use scan starts with)", m.get("list_idle"),
-         m.get("list_during_shutdown")],
-        ["(that domain: QEMU power-off → shut off)", "", m["qemu_exit"]],
+    """One column pair per libvirt host (results before 2026-11-29 hold one host, unnamed)."""
+    by_host = {"debian": stalled} if "median" in stalled else stalled
+    header = ["volume delete (median of runs)"]
+    for host in by_host:
+        header += [f"{host}: nothing shutting down", f"{host}: another domain shutting down"]
+
+    def row(label: str, idle: str, during: str) -> list[Any]:
+        cells: list[Any] = [label]
+        for result in by_host.values():
+            m = result["median"]
+            cells += [m.get(idle) if idle else "", m.get(during)]
+        return cells
+
+    return _table(header, [
+        row("ours (`volume.delete`: checks every domain)", "ours_idle", "ours_during_shutdown"),
+        row("plain `vol.delete(0)`", "plain_idle", "plain_during_shutdown"),
+        row("a bare `listAllDomains` (what any in-use scan starts with)", "list_idle",
+            "list_during_shutdown"),
+        row("(that domain: QEMU power-off → shut off)", "", "qemu_exit"),
     ], digits=3)
 
 

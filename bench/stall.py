@@ -94,12 +94,12 @@ def _wait_for_event(events: LifecycleRecorder, name: str, label: str) -> float:
     return seen[label]
 
 
-def run_once(guest: TestGuest, events: LifecycleRecorder) -> dict[str, Any]:
+def run_once(guest: TestGuest, events: LifecycleRecorder, uri: str = URI) -> dict[str, Any]:
     layout = Layout("stall", 1)
     reset_consoles()
     events.reset()
-    floor = FloorDriver(layout, guest)
-    conn = libvirt.open(URI)
+    floor = FloorDriver(layout, guest, uri=uri)
+    conn = libvirt.open(uri)
     name = layout.domain(0)
     try:
         with ConsoleWatcher(layout.consoles) as console:
@@ -119,7 +119,7 @@ def run_once(guest: TestGuest, events: LifecycleRecorder) -> dict[str, Any]:
     finally:  # the pool also holds our engine's ledger: remove everything by prefix
         conn.close()
         floor.close()
-        clear_libvirt(layout.prefix)
+        clear_libvirt(layout.prefix, uri=uri)
     return {
         "idle": {k: round(v, 4) for k, v in idle.items()},
         "during_shutdown": {k: round(v, 4) for k, v in during.items()},
@@ -127,8 +127,9 @@ def run_once(guest: TestGuest, events: LifecycleRecorder) -> dict[str, Any]:
     }
 
 
-def run_stall(guest: TestGuest, events: LifecycleRecorder, runs: int) -> dict[str, Any]:
-    samples = [run_once(guest, events) for _ in range(runs)]
+def run_stall(guest: TestGuest, events: LifecycleRecorder, runs: int, uri: str = URI
+              ) -> dict[str, Any]:
+    samples = [run_once(guest, events, uri) for _ in range(runs)]
 
     def med(*path: str) -> float | None:
         values = []

@@ -79,4 +79,14 @@ def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Render
         document = trust_domain.render_document(checked, chain)
     except InputError as exc:
         raise RenderInputError([str(exc)]) from exc
-    return Rendered(document, warnings)
+    return Rendered(indented(document), warnings)
+
+
+def indented(document: str) -> str:
+    """The same document, indented two spaces a level: our templates leave blank lines and
+    uneven indentation where optional parts are left out, which a reviewer need not read."""
+    from lxml import etree
+
+    root = etree.fromstring(document.encode(), etree.XMLParser(remove_blank_text=True))
+    etree.indent(root, space="  ")
+    return etree.tostring(root, encoding="unicode") + "\n"
