@@ -63,3 +63,13 @@ def is_no_such(exc: libvirt.libvirtError) -> bool:
         libvirt.VIR_ERR_NO_STORAGE_VOL,
         libvirt.VIR_ERR_NO_NODE_DEVICE,
     }
+
+
+def lookup_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    """Volume ``name`` of ``pool``, or None when it does not exist."""
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_no_such(exc):
+            return None
+        raise

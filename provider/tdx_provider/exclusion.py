@@ -53,7 +53,7 @@ import libvirt
 from lxml import etree
 
 from . import retry, streams
-from .connection import is_no_such
+from .connection import is_no_such, lookup_volume
 from .errors import LibvirtOperationError
 
 LOCK_VOLUME = "pulumi-tdx-lock.json"
@@ -149,18 +149,9 @@ def _try_create(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVo
         raise
 
 
-def _lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_no_such(exc):
-            return None
-        raise
-
-
 def _read(pool: libvirt.virStoragePool, name: str) -> bytes | None:
     """The record in volume ``name``; None when the volume is gone."""
-    vol = _lookup(pool, name)
+    vol = lookup_volume(pool, name)
     if vol is None:
         return None
     try:
@@ -178,7 +169,7 @@ def _write(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, holder: Hol
 
 
 def _delete(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = _lookup(pool, name)
+    vol = lookup_volume(pool, name)
     if vol is None:
         return
     try:

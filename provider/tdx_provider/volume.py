@@ -17,6 +17,7 @@ from lxml import etree
 from . import ledger, retry, streams
 from . import pool as pools
 from .connection import is_no_such
+from .connection import lookup_volume as lookup
 from .errors import ConflictError, InputError, InUseError, LibvirtOperationError
 from .exclusion import pool_lock
 from .images import Source
@@ -36,15 +37,6 @@ class VolumeInfo:
     capacity: int
     allocation: int
     backing_path: str | None
-
-
-def lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_no_such(exc):
-            return None
-        raise
 
 
 def info(pool_name: str, vol: libvirt.virStorageVol) -> VolumeInfo:
