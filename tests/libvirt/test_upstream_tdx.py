@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from tdx_provider.dynamic.trust_domain import check_inputs
 from tdx_provider.errors import InputError
 from tdx_provider.metadata import Owner
 from tdx_provider.validation import PciAddress
+from tests.support.hosts import by_name, upstream_root
 
 TDX_LOADER = "/usr/share/ovmf/OVMF.inteltdx.ms.fd"
 QGS_PATH = "/var/run/tdx-qgs/qgs.socket"
@@ -45,15 +45,11 @@ class Upstream:
 
 @pytest.fixture(scope="module")
 def upstream() -> Upstream:
-    uri = os.environ.get("PULUMI_TDX_UPSTREAM_URI")
-    root = os.environ.get("PULUMI_TDX_UPSTREAM_ROOT")
-    if not uri or not root:
-        message = ("PULUMI_TDX_UPSTREAM_URI and PULUMI_TDX_UPSTREAM_ROOT are not set: run "
-                   "`make setup` and `source scripts/env.sh` (the upstream libvirt host)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return Upstream(uri, Path(root))
+    """The upstream host of the matrix (tests/support/hosts.py): a failure, never a skip,
+    when it does not answer."""
+    host = by_name("upstream")
+    host.version()
+    return Upstream(host.uri, upstream_root())
 
 
 @pytest.fixture

@@ -6,32 +6,24 @@ The image comes from the upstream (sid) root that scripts/env.sh names in
 
 from __future__ import annotations
 
-import os
 import struct
-from pathlib import Path
 
 import pytest
 
 from tdx_provider import measure
 from tdx_provider.measure import PageOrder, SectionType
+from tests.support.hosts import upstream_root
 from tests.support.tdvf import Sec, expected
 
-ROOT_ENV = "PULUMI_TDX_UPSTREAM_ROOT"
 IMAGE = "usr/share/ovmf/OVMF.inteltdx.ms.fd"
 
 
 @pytest.fixture(scope="module")
 def image() -> bytes:
-    root = os.environ.get(ROOT_ENV)
-    if not root:
-        message = (f"${ROOT_ENV} is not set: it must name the sid root holding {IMAGE} "
-                   "(source scripts/env.sh)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    path = Path(root) / IMAGE
+    path = upstream_root() / IMAGE  # the upstream host's root, built by `make setup`
     if not path.is_file():
-        pytest.fail(f"{path} does not exist (is ovmf-inteltdx installed in ${ROOT_ENV}?)")
+        pytest.fail(f"{path} does not exist: run `make setup` (scripts/setup-upstream-host.sh "
+                    "installs ovmf-inteltdx in the upstream host's root)")
     return path.read_bytes()
 
 
