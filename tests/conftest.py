@@ -19,6 +19,7 @@ from tests.support.cleanup import remove_prefixed, remove_stale
 from tests.support.guest import TestGuest, test_guest
 from tests.support.hosts import HOST_IDS, LibvirtHost, by_name
 from tests.support.runs import run_prefix
+from tests.support.tdvf import Layout
 
 LIBVIRT_BASE = "ptdx-lt-"
 # This run's objects: a prefix no other run on the host uses (tests/support/runs.py).
@@ -77,3 +78,12 @@ def scratch_dir(unique: str) -> Iterator[Path]:
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def firmware(tmp_path: Path) -> tuple[Path, Layout]:
+    """A synthetic TDVF image laid out by tests/support/tdvf.py, and its layout."""
+    layout = Layout()
+    path = tmp_path / "TDVF.fd"
+    path.write_bytes(layout.build())
+    return path, layout

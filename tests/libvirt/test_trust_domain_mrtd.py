@@ -26,14 +26,6 @@ TEST_HOST_URI = "test://" + str(FIXTURES / "testhost.xml")  # getVersion() 2: si
 OWNER = {"project": "p", "stack": "s", "resource": "td"}
 
 
-@pytest.fixture
-def firmware(tmp_path: Path) -> tuple[Path, Layout]:
-    layout = Layout()
-    path = tmp_path / "TDVF.fd"
-    path.write_bytes(layout.build())
-    return path, layout
-
-
 def news(firmware: Path | str, **overrides: Any) -> dict[str, Any]:
     props: dict[str, Any] = {
         "uri": TEST_HOST_URI, "overlay": "/var/lib/pool/disk.qcow2", "memory_mib": 1024,

@@ -12,14 +12,6 @@ from tdx_provider import cli
 from tests.support.tdvf import Layout, expected
 
 
-@pytest.fixture
-def firmware(tmp_path: Path) -> tuple[Path, Layout]:
-    layout = Layout()
-    path = tmp_path / "TDVF.fd"
-    path.write_bytes(layout.build())
-    return path, layout
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(["measure", *argv])
     out, err = capsys.readouterr()
