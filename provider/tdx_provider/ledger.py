@@ -22,7 +22,7 @@ import libvirt
 from lxml import etree
 
 from . import exclusion, retry, streams
-from .connection import is_no_such
+from .connection import lookup_volume
 
 LEDGER_VOLUME = "pulumi-tdx-ledger.json"
 # Our own bookkeeping volumes in a pool: the ledger and the pool lock (see exclusion).
@@ -42,12 +42,7 @@ _FIELDS = frozenset(f.name for f in fields(Entry))
 
 
 def _volume(pool: libvirt.virStoragePool) -> libvirt.virStorageVol | None:
-    try:
-        return pool.storageVolLookupByName(LEDGER_VOLUME)
-    except libvirt.libvirtError as exc:
-        if is_no_such(exc):
-            return None
-        raise
+    return lookup_volume(pool, LEDGER_VOLUME)
 
 
 def read(pool: libvirt.virStoragePool) -> dict[str, Entry]:
