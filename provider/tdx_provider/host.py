@@ -470,10 +470,3 @@ def require_tdx(conn: libvirt.virConnect, root: Path = Path("/"), *, local: bool
             "this host cannot run TDX trust domains",
             [check.reason for check in report.failures()],
         )
-
-
-def is_local_uri(uri: str) -> bool:
-    """See :func:`tdx_provider.connection.is_local_uri` (the one predicate of the engine)."""
-    from .connection import is_local_uri as local
-
-    return local(uri)

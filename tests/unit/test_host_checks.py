@@ -17,7 +17,6 @@ from tdx_provider.host import (
     check_tdx_firmware,
     check_vhost_vsock,
     domcaps_tdx_support,
-    is_local_uri,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -181,35 +180,6 @@ def test_report_lookup_by_name() -> None:
 
 
 # --- URI locality ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        "qemu:///system",
-        "qemu:///session",
-        "test:///default",
-        "test:///work/tests/fixtures/testhost.xml",
-    ],
-)
-def test_local_uris(uri: str) -> None:
-    assert is_local_uri(uri)
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        "qemu+ssh://root@tdx-host/system",
-        "qemu+tcp://10.0.0.5/system",
-        "qemu://tdx-host.example/system",
-        "qemu+tls://tdx-host:16514/system",
-        # an explicit socket may lead anywhere (a chroot, a container, a forwarded socket)
-        "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock",
-        "qemu:///system?socket=/srv/root/run/libvirt/libvirt-sock",
-    ],
-)
-def test_remote_uris(uri: str) -> None:
-    assert not is_local_uri(uri)
 
 
 # --- libvirt domain capabilities -------------------------------------------------------------

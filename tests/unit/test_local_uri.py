@@ -28,6 +28,7 @@ def test_uris_of_this_machines_daemon_are_local(uri: str) -> None:
     [
         # another daemon on this machine, with its own root (the upstream sid host)
         "qemu:///system?socket=/root/.cache/pulumi-tdx/upstream-sid/run/libvirt/libvirt-sock",
+        "qemu:///system?socket=/srv/root/run/libvirt/libvirt-sock",
         "qemu:///system?socket=/run/libvirt/libvirt-sock&socket=/srv/other-sock",
         # any transport, with or without a host
         "qemu+unix:///system",
