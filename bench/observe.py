@@ -19,6 +19,8 @@ from pathlib import Path
 
 import libvirt
 
+from tdx_provider import events
+
 from .common import ACPI_MARKER, POWER_DOWN_MARKER, PREFIX, URI, USERSPACE_MARKER, Poller
 
 CONSOLE_POLL = 0.010
@@ -32,34 +34,11 @@ EVENTS = {
     libvirt.VIR_DOMAIN_EVENT_UNDEFINED: "undefined",
 }
 
-_loop_lock = threading.Lock()
-_loop_started = False
-
-
-def start_event_loop() -> None:
-    """Register libvirt's default event loop and run it in a daemon thread (once per process).
-
-    Call before opening the connections that should deliver events.
-    """
-    global _loop_started
-    with _loop_lock:
-        if _loop_started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
-        _loop_started = True
-
-
 class LifecycleRecorder:
     """First time each lifecycle event was seen, per domain with our prefix."""
 
     def __init__(self, uri: str = URI) -> None:
-        start_event_loop()
+        events.start_loop()  # the one loop of the process, shared with the engine's index
         self._conn = libvirt.open(uri)
         self._lock = threading.Lock()
         self._times: dict[str, dict[str, float]] = {}

@@ -306,7 +306,8 @@ def stall_table(stalled: dict[str, Any]) -> str:
         return cells
 
     return _table(header, [
-        row("ours (`volume.delete`: checks every domain)", "ours_idle", "ours_during_shutdown"),
+        row("ours (`volume.delete`: which domains use it, by `disk_users`)", "ours_idle",
+            "ours_during_shutdown"),
         row("plain `vol.delete(0)`", "plain_idle", "plain_during_shutdown"),
         row("a bare `listAllDomains` (what any in-use scan starts with)", "list_idle",
             "list_during_shutdown"),

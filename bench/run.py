@@ -30,9 +30,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.observe import LifecycleRecorder, start_event_loop
+from bench.observe import LifecycleRecorder
+from tdx_provider import events as libvirt_events
 
-start_event_loop()  # before any libvirt connection, so lifecycle events are delivered
+libvirt_events.start_loop()  # before any libvirt connection, so lifecycle events are delivered
 
 from bench import common, image_import, lifecycle, report, shared_pool, sigint, stall  # noqa: E402
 from bench import measure as measure_bench  # noqa: E402

@@ -6,8 +6,9 @@ implementation of each behaviour:
 - ``list``: :func:`domain.list_all`, :func:`domain.instance_of` (our owner tag) and
   :mod:`introspect` (IP, SSH host port, vsock CID);
 - ``pool-info`` / ``pool-cleanup``: :mod:`pool`, :mod:`ledger` (which volumes are ours, and
-  which their stacks gave up) and :mod:`volume` (``domains_using``, ``volumes_backed_by``,
-  ``delete``); cleanup holds the pool through :mod:`exclusion`, like ``pulumi up`` does;
+  which their stacks gave up), :mod:`disk_users` (which domains name which disk) and
+  :mod:`volume` (``volumes_backed_by``, ``delete``); cleanup holds the pool through
+  :mod:`exclusion`, like ``pulumi up`` does;
 - ``delete``: :func:`domain.delete` (ACPI, bounded wait, force, undefine), one connection per
   thread; the overlays of deleted domains are released in the ledger (:func:`ledger.release`);
 - ``host-check``: :func:`host.check_host`, the checks the provider runs at preview for a TD;
@@ -35,6 +36,7 @@ from lxml import etree
 
 from . import (
     __version__,
+    disk_users,
     domain,
     exclusion,
     host,
@@ -184,14 +186,14 @@ def volume_row(conn: libvirt.virConnect, pool_name: str, vol: libvirt.virStorage
     if info is None:
         return None
     entry = entries.get(info.name) if entries else None
-    users = _probe(lambda: volume.domains_using(conn, info.path))
+    users = _probe(lambda: disk_users.users(conn, info.path))
     return {
         "name": info.name,
         "kind": _kind(info.name, entries),
         "capacity": info.capacity,
         "allocation": info.allocation,
         "backing": _backing_name(conn, pool_name, info.backing_path),
-        "used_by": sorted(d.name() for d in users) if users is not None else None,
+        "used_by": [d.name for d in users] if users is not None else None,
         "owner": entry.owner if entry else None,
     }
 
@@ -280,7 +282,7 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     overlay.
     """
     name = pool.name()
-    used = _paths_in_use(conn)  # outside the lock: this scan may wait on a stopping domain
+    used = _paths_in_use(conn)  # outside the lock: no writer of the pool waits for it
     if dry_run:
         pools.read(conn, name)
         return _cleanup_rows(conn, pool, used, owner, dry_run=True)
@@ -290,15 +292,7 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
 
 
 def _paths_in_use(conn: libvirt.virConnect) -> set[str]:
-    used: set[str] = set()
-    for dom in conn.listAllDomains(0):
-        try:
-            doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError:
-            continue  # undefined while we looked
-        used.update(os.path.normpath(s.get("file", "")) for s in doc.iterfind(
-            "devices/disk/source") if s.get("file"))
-    return used
+    return {path for domain in disk_users.scan(conn) for path in domain.disks}
 
 
 def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool, used: set[str],

@@ -1,7 +1,9 @@
 """libvirt connections: one per call, closed on exit.
 
 Connections are never cached on provider objects or module globals: the dynamic-provider process
-pickles provider objects into state and serves several gRPC threads at once.
+pickles provider objects into state and serves several gRPC threads at once. The one exception is
+:mod:`disk_users`, which keeps one connection per URI for the life of the process to receive
+libvirt's domain events; it lives in that module, never on a provider object.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
+from . import events
 from .errors import LibvirtOperationError
 
 DEFAULT_URI = "qemu:///system"
@@ -26,6 +29,9 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 @contextlib.contextmanager
 def connect(uri: str = DEFAULT_URI) -> Iterator[libvirt.virConnect]:
+    # The event loop is registered before any of our connections opens: registering it while
+    # another thread opens one would race (disk_users needs it for its own connection).
+    events.start_loop()
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

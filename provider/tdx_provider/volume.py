@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from . import ledger, retry, streams
+from . import disk_users, ledger, retry, streams
 from . import pool as pools
 from .connection import is_no_such
 from .connection import lookup_volume as lookup
@@ -167,7 +167,7 @@ def _unfinished_import(
 
 def _discard_unfinished(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> None:
     path = vol.path()
-    holders = volumes_backed_by(conn, path) + [d.name() for d in domains_using(conn, path)]
+    holders = volumes_backed_by(conn, path) + [d.name for d in disk_users.users(conn, path)]
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
                          f"{', '.join(holders)} use(s) it; delete those first")
@@ -284,30 +284,14 @@ def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> 
                          "bytes would lose data; it is refused")
     if capacity == current.capacity:
         return current
-    running = [d for d in domains_using(conn, current.path) if d.isActive()]
+    users = [conn.lookupByUUIDString(d.uuid) for d in disk_users.users(conn, current.path)]
+    running = [d for d in users if d.isActive()]
     with pool_lock(conn, pool_name):
         if running:
             running[0].blockResize(current.path, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
         else:
             retry.transient(lambda: vol.resize(capacity, 0))
     return info(pool_name, vol)
-
-
-def domains_using(conn: libvirt.virConnect, path: str) -> list[libvirt.virDomain]:
-    """Defined or running domains that have ``path`` as a disk source."""
-    wanted = os.path.normpath(path)
-    users = []
-    for dom in conn.listAllDomains(0):
-        try:
-            doc = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError as exc:
-            if is_no_such(exc):  # undefined while we looked: it uses nothing now
-                continue
-            raise
-        sources = [s.get("file", "") for s in doc.iterfind("devices/disk/source")]
-        if any(s and os.path.normpath(s) == wanted for s in sources):
-            users.append(dom)
-    return users
 
 
 def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
@@ -330,10 +314,10 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
 
 
 def _refuse_if_used(conn: libvirt.virConnect, name: str, path: str) -> None:
-    users = domains_using(conn, path)
+    users = disk_users.users(conn, path)
     if users:
         raise InUseError(
-            f"volume {name!r} is used by domain(s) {', '.join(sorted(d.name() for d in users))}"
+            f"volume {name!r} is used by domain(s) {', '.join(d.name for d in users)}"
             "; delete those first"
         )
 
@@ -342,9 +326,9 @@ def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
     """Delete one of our volumes. Refused while a domain uses it or a volume is backed by it.
     A volume (or pool) that is already gone is success.
 
-    The scan of domains runs before the pool is locked: it can wait on a domain libvirt is
-    stopping, and other writers of the pool need not wait with it. (Holding the pool lock
-    would not make it atomic anyway: defining a domain takes no pool lock.)"""
+    Which domains use the volume comes from :mod:`disk_users`, which does not wait for a domain
+    libvirt is stopping. That check runs before the pool is locked: holding the pool would not
+    make it atomic anyway, since defining a domain takes no pool lock."""
     found = pools.lookup(conn, pool_name)
     if found is None:
         return

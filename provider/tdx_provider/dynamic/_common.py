@@ -256,6 +256,10 @@ def failure_line(kind: str, props: dict[str, Any], operation: str, exc: BaseExce
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Operations after which this provider process may check which domains use a volume.
+_WARMING = frozenset({"create", "update", "delete"})
+
+
 def adapter(method: F) -> F:
     """Wrap a provider method: integer-typed property dicts in; failures a user can cause or
     meet (our engine's errors, libvirt's, files and URLs) out as one line of ours."""
@@ -268,6 +272,11 @@ def adapter(method: F) -> F:
         import libvirt  # at call time: the SDK imports this module and knows nothing of libvirt
 
         args = tuple(whole_numbers(a) if isinstance(a, dict) else a for a in args)
+        uri = next((a.get("uri") for a in args if isinstance(a, dict) and a.get("uri")), None)
+        if isinstance(uri, str) and method.__name__ in _WARMING:
+            from tdx_provider import disk_users
+
+            disk_users.warm(uri)  # a later delete's scan then needs no first listing
         try:
             return method(self, *args)
         except (TdxError, libvirt.libvirtError, OSError) as exc:

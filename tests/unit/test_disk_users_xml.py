@@ -1,0 +1,22 @@
+"""The disk files a domain definition names (tdx_provider.disk_users.disks_of)."""
+
+from __future__ import annotations
+
+from tdx_provider.disk_users import DomainDisks, disks_of
+
+XML = """<domain><name>d</name><devices>
+  <disk type='file' device='disk'><source file='/pool//a.qcow2'/><target dev='vda'/></disk>
+  <disk type='file' device='cdrom'><source file='/isos/../isos/seed.iso'/></disk>
+  <disk type='network' device='disk'><source protocol='nbd' name='x'/></disk>
+  <disk type='file' device='cdrom'><target dev='sda'/></disk>
+</devices></domain>"""
+
+
+def test_file_sources_are_named_normalised_and_others_ignored() -> None:
+    assert disks_of(XML) == frozenset({"/pool/a.qcow2", "/isos/seed.iso"})
+
+
+def test_uses_compares_normalised_paths() -> None:
+    domain = DomainDisks("u", "d", disks_of(XML))
+    assert domain.uses("/pool/./a.qcow2")
+    assert not domain.uses("/pool/b.qcow2")
