@@ -180,20 +180,23 @@ def _backing_name(conn: libvirt.virConnect, pool_name: str, path: str | None) ->
 
 
 def volume_row(conn: libvirt.virConnect, pool_name: str, vol: libvirt.virStorageVol,
-               entries: Mapping[str, ledger.Entry] | None) -> Row | None:
-    """One ``pool-info`` volume row; None when the volume vanished while we looked."""
+               entries: Mapping[str, ledger.Entry] | None,
+               domains: list[disk_users.DomainDisks] | None) -> Row | None:
+    """One ``pool-info`` volume row; None when the volume vanished while we looked.
+    ``domains``: every domain's disks (one scan for all rows); None when it could not be read."""
     info = _probe(lambda: volume.info(pool_name, vol))
     if info is None:
         return None
     entry = entries.get(info.name) if entries else None
-    users = _probe(lambda: disk_users.users(conn, info.path))
+    users = None if domains is None else [
+        d for d in domains if d.uses(info.path, (pool_name, info.name))]
     return {
         "name": info.name,
         "kind": _kind(info.name, entries),
         "capacity": info.capacity,
         "allocation": info.allocation,
         "backing": _backing_name(conn, pool_name, info.backing_path),
-        "used_by": [d.name for d in users] if users is not None else None,
+        "used_by": sorted(d.name for d in users) if users is not None else None,
         "owner": entry.owner if entry else None,
     }
 
@@ -207,7 +210,8 @@ def pool_report(conn: libvirt.virConnect, pool: libvirt.virStoragePool) -> Row:
     if info.state == "running":
         entries = _read_ledger(pool)
         listed = sorted(pool.listAllVolumes(0), key=lambda v: v.name())
-        rows = (volume_row(conn, info.name, vol, entries) for vol in listed)
+        domains = _probe(lambda: disk_users.scan(conn))
+        rows = (volume_row(conn, info.name, vol, entries, domains) for vol in listed)
         volumes = [row for row in rows if row is not None]
     return {
         "name": info.name, "state": info.state, "path": info.path, "autostart": info.autostart,
@@ -282,7 +286,7 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     overlay.
     """
     name = pool.name()
-    used = _paths_in_use(conn)  # outside the lock: no writer of the pool waits for it
+    used = _disks_in_use(conn)  # outside the lock: no writer of the pool waits for it
     if dry_run:
         pools.read(conn, name)
         return _cleanup_rows(conn, pool, used, owner, dry_run=True)
@@ -291,11 +295,14 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
         return _cleanup_rows(conn, locked, used, owner, dry_run=False)
 
 
-def _paths_in_use(conn: libvirt.virConnect) -> set[str]:
-    return {path for domain in disk_users.scan(conn) for path in domain.disks}
+def _disks_in_use(conn: libvirt.virConnect) -> tuple[set[str], set[disk_users.VolumeRef]]:
+    """Every file and libvirt volume some domain names as a disk."""
+    domains = disk_users.scan(conn)
+    return ({p for d in domains for p in d.disks}, {v for d in domains for v in d.volumes})
 
 
-def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool, used: set[str],
+def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
+                  used: tuple[set[str], set[disk_users.VolumeRef]],
                   owner: str | None, dry_run: bool) -> list[Row]:
     name = pool.name()
     entries = ledger.read(pool)
@@ -305,7 +312,7 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool, used: 
         if entry.kind != "overlay" or vol_name not in present:
             continue
         vol = volume.lookup(pool, vol_name)
-        if vol is None or os.path.normpath(vol.path()) in used:
+        if vol is None or os.path.normpath(vol.path()) in used[0] or (name, vol_name) in used[1]:
             continue
         given_up = entry.released or (
             owner is not None and owner_matches(Owner.parse(entry.owner), owner))

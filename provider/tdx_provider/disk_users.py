@@ -66,13 +66,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import TypeVar
 
 import libvirt
@@ -88,23 +88,36 @@ STOPPING_AT_MOST = 30.0  # a powered-off domain not stopped after this long is r
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+VolumeRef = tuple[str, str]  # (pool, volume), as ``<disk type='volume'>`` names a disk
+
+
+@dataclasses.dataclass(frozen=True)
 class DomainDisks:
-    """A domain and the disk files its definition names (normalised paths)."""
+    """A domain and the disks its definition names: files (normalised paths) and libvirt
+    volumes named by pool and volume name."""
 
     uuid: str
     name: str
     disks: frozenset[str]
+    volumes: frozenset[VolumeRef] = frozenset()
 
-    def uses(self, path: str) -> bool:
-        return os.path.normpath(path) in self.disks
+    def uses(self, path: str, volume: VolumeRef | None = None) -> bool:
+        """True when it names the file ``path``, or the libvirt volume ``volume`` (which may
+        be that same file, named by pool and volume name)."""
+        return os.path.normpath(path) in self.disks or (volume is not None
+                                                        and volume in self.volumes)
 
 
-def disks_of(xml: str) -> frozenset[str]:
-    """The files a domain XML names as disk sources, normalised."""
+def disks_of(xml: str) -> tuple[frozenset[str], frozenset[VolumeRef]]:
+    """The files (normalised) and libvirt volumes a domain XML names as disk sources."""
     doc = etree.fromstring(xml)
-    return frozenset(os.path.normpath(s.get("file", "")) for s in doc.iterfind(
-        "devices/disk/source") if s.get("file"))
+    files, volumes = set(), set()
+    for source in doc.iterfind("devices/disk/source"):
+        if source.get("file"):
+            files.add(os.path.normpath(source.get("file", "")))
+        elif source.get("pool") and source.get("volume"):
+            volumes.add((source.get("pool", ""), source.get("volume", "")))
+    return frozenset(files), frozenset(volumes)
 
 
 def read_domain(dom: libvirt.virDomain) -> DomainDisks | None:
@@ -115,7 +128,7 @@ def read_domain(dom: libvirt.virDomain) -> DomainDisks | None:
         if is_no_such(exc):
             return None
         raise
-    return DomainDisks(dom.UUIDString(), dom.name(), disks_of(xml))
+    return DomainDisks(dom.UUIDString(), dom.name(), *disks_of(xml))
 
 
 def plain_scan(conn: libvirt.virConnect) -> list[DomainDisks]:
@@ -140,17 +153,17 @@ def in_background(work: Callable[[], T], name: str = "tdx-disk-users") -> Future
     return future
 
 
-@dataclass
+@dataclasses.dataclass
 class _Entry:
     name: str
-    disks: frozenset[str] | None = None
+    read: DomainDisks | None = None  # the last successful read
     changes: int = 0  # events seen that may have changed this domain
     read_at: int = -1  # ``changes`` when the last successful read began
     powered_off: float | None = None  # when its guest powered off, until it stops or runs
 
     @property
     def settled(self) -> bool:
-        return self.disks is not None and self.read_at == self.changes
+        return self.read is not None and self.read_at == self.changes
 
     def stopping(self, now: float) -> bool:
         return self.powered_off is not None and now - self.powered_off < STOPPING_AT_MOST
@@ -185,15 +198,19 @@ class DiskIndex:
         self._listing: tuple[float, Future[set[str]]] | None = None  # the latest, and its start
         self._reading: dict[str, tuple[float, Future[DomainDisks | None]]] = {}  # in flight
         self.broken = threading.Event()  # the connection closed: events may have been lost
-        self._conn.registerCloseCallback(lambda *_: self.broken.set(), None)
-        self._callbacks = [
-            self._conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                              self._on_lifecycle, None),
-            *(self._conn.domainEventRegisterAny(None, event_id, self._on_change, None)
-              for event_id in (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
-                               libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                               libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2)),
-        ]
+        self._callbacks: list[int] = []
+        try:
+            self._conn.registerCloseCallback(lambda *_: self.broken.set(), None)
+            self._callbacks.append(self._conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None))
+            for event_id in (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                             libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                             libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2):
+                self._callbacks.append(self._conn.domainEventRegisterAny(
+                    None, event_id, self._on_change, None))
+        except libvirt.libvirtError:
+            self.close()
+            raise
         self._start_listing()  # after the callbacks: a domain defined meanwhile is not missed
 
     # -- events (run on the event-loop thread) ----------------------------------------------
@@ -248,7 +265,7 @@ class DiskIndex:
                 if found is None:
                     del self._entries[uuid]
                 else:
-                    entry.name, entry.disks, entry.read_at = found.name, found.disks, began
+                    entry.name, entry.read, entry.read_at = found.name, found, began
         return found
 
     def _read_all(self, uuids: Iterable[str]) -> dict[str, Future[DomainDisks | None]]:
@@ -336,9 +353,9 @@ class DiskIndex:
     def _known(self, uuid: str) -> DomainDisks | None:
         with self._lock:
             entry = self._entries.get(uuid)
-            if entry is None or not entry.settled or entry.disks is None:
+            if entry is None or not entry.settled or entry.read is None:
                 return None
-            return DomainDisks(uuid, entry.name, entry.disks)
+            return dataclasses.replace(entry.read, name=entry.name)
 
     def settled(self) -> dict[str, bool]:
         """Whether each known domain is settled, by name (for tests and ``tdxctl``)."""
@@ -391,6 +408,8 @@ def scan(conn: libvirt.virConnect) -> list[DomainDisks]:
     return plain_scan(conn) if index is None else index.scan()
 
 
-def users(conn: libvirt.virConnect, path: str) -> list[DomainDisks]:
-    """Domains, defined or running, that name ``path`` as a disk, sorted by name."""
-    return sorted((d for d in scan(conn) if d.uses(path)), key=lambda d: d.name)
+def users(conn: libvirt.virConnect, path: str, volume: VolumeRef | None = None
+          ) -> list[DomainDisks]:
+    """Domains, defined or running, that name ``path`` (or the libvirt volume ``volume``,
+    ``(pool, name)``) as a disk, sorted by name."""
+    return sorted((d for d in scan(conn) if d.uses(path, volume)), key=lambda d: d.name)

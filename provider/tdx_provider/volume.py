@@ -167,7 +167,8 @@ def _unfinished_import(
 
 def _discard_unfinished(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> None:
     path = vol.path()
-    holders = volumes_backed_by(conn, path) + [d.name for d in disk_users.users(conn, path)]
+    users = disk_users.users(conn, path, (vol.storagePoolLookupByVolume().name(), vol.name()))
+    holders = volumes_backed_by(conn, path) + [d.name for d in users]
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
                          f"{', '.join(holders)} use(s) it; delete those first")
@@ -284,7 +285,8 @@ def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> 
                          "bytes would lose data; it is refused")
     if capacity == current.capacity:
         return current
-    users = [conn.lookupByUUIDString(d.uuid) for d in disk_users.users(conn, current.path)]
+    users = [conn.lookupByUUIDString(d.uuid)
+             for d in disk_users.users(conn, current.path, (pool_name, name))]
     running = [d for d in users if d.isActive()]
     with pool_lock(conn, pool_name):
         if running:
@@ -313,8 +315,8 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     return sorted(holders)
 
 
-def _refuse_if_used(conn: libvirt.virConnect, name: str, path: str) -> None:
-    users = disk_users.users(conn, path)
+def _refuse_if_used(conn: libvirt.virConnect, pool_name: str, name: str, path: str) -> None:
+    users = disk_users.users(conn, path, (pool_name, name))
     if users:
         raise InUseError(
             f"volume {name!r} is used by domain(s) {', '.join(d.name for d in users)}"
@@ -335,7 +337,7 @@ def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
     vol = lookup(found, name) if found.isActive() else None
     checked = vol.path() if vol is not None else None
     if checked is not None:
-        _refuse_if_used(conn, name, checked)
+        _refuse_if_used(conn, pool_name, name, checked)
     try:
         _delete_locked(conn, pool_name, name, checked)
     except (libvirt.libvirtError, LibvirtOperationError):
@@ -354,7 +356,7 @@ def _delete_locked(conn: libvirt.virConnect, pool_name: str, name: str,
             return
         path = vol.path()
         if path != checked:
-            _refuse_if_used(conn, name, path)
+            _refuse_if_used(conn, pool_name, name, path)
         backed = volumes_backed_by(conn, path)
         if backed:
             raise InUseError(f"volume {name!r} backs {', '.join(backed)}; delete those first")

@@ -21,6 +21,7 @@ import pytest
 
 from tdx_provider import disk_users, domain, events, pool, volume, xml
 from tdx_provider.connection import connect
+from tdx_provider.errors import InUseError
 from tdx_provider.metadata import Owner
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
@@ -126,6 +127,61 @@ def test_a_volume_check_does_not_wait_for_a_domain_libvirt_is_stopping(
     assert unique in listed
     assert answered_first, (f"the checks and the delete took {ours:.3f} s, a bare listAllDomains "
                             f"{bare:.3f} s: they waited for the domain libvirt was stopping")
+
+
+def test_a_stopping_domain_whose_definition_changed_is_waited_for(
+    qemu_uri: str, qemu_conn: libvirt.virConnect, unique: str, disk: str, scratch_dir: Path,
+    guest: tg.TestGuest,
+) -> None:
+    """The guest's definition gains a disk after the index last read it (libvirt sends
+    ``defined/updated``), then the guest powers off. While libvirt holds it, what the index
+    knows is out of date, so the check waits for libvirt's answer and names the guest."""
+    _boot(qemu_conn, unique, unique, disk, guest, scratch_dir / "console.log")
+    late = volume.create_overlay(qemu_conn, unique, f"{unique}-late", disk, OWNER).path
+    disk_users.scan(qemu_conn)  # the index has read the guest without that disk
+    dom = qemu_conn.lookupByName(unique)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    extra = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             f"<source file='{late}'/><target dev='vdb' bus='virtio'/></disk>")
+    qemu_conn.defineXML(definition.replace("</devices>", f"{extra}</devices>", 1))
+
+    powered_off = threading.Event()
+
+    def on_lifecycle(_c: object, d: libvirt.virDomain, event: int, *_: object) -> None:
+        if d.name() == unique and event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
+            powered_off.set()
+
+    events.start_loop()
+    with connect(qemu_uri) as watcher, connect(qemu_uri) as bystander:
+        callback = watcher.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None)
+        try:
+            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            assert powered_off.wait(60), "the guest did not power off within 60 s"
+            listing, _ = _held_listing(bystander)
+            users = disk_users.users(qemu_conn, late)
+            listing.result()
+        finally:
+            watcher.domainEventDeregisterAny(callback)
+    assert [d.name for d in users] == [unique]
+
+
+def test_a_domain_naming_our_volume_by_pool_and_name_keeps_it(
+    qemu_conn: libvirt.virConnect, unique: str, disk: str
+) -> None:
+    """``<disk type='volume'>`` names a volume by pool and name, not by path: still a user."""
+    volume.create_overlay(qemu_conn, unique, f"{unique}-byname", disk, OWNER)
+    holder = (f"<domain type='qemu'><name>{unique}-holder</name><memory unit='MiB'>64</memory>"
+              "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+              "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
+              f"<source pool='{unique}' volume='{unique}-byname'/>"
+              "<target dev='vda' bus='virtio'/></disk></devices></domain>")
+    qemu_conn.defineXML(holder)
+    with pytest.raises(InUseError, match=f"used by domain\\(s\\) {unique}-holder"):
+        volume.delete(qemu_conn, unique, f"{unique}-byname")
+    qemu_conn.lookupByName(f"{unique}-holder").undefine()
+    volume.delete(qemu_conn, unique, f"{unique}-byname")
+    assert volume.path_in_pool(qemu_conn, unique, f"{unique}-byname") is None
 
 
 def _test_domain(name: str, dom_uuid: str, disk: str) -> str:

@@ -317,6 +317,24 @@ def test_pool_cleanup_keeps_an_orphaned_overlay_that_backs_another_volume(
     assert f"{site.pool}/{child.name}" in rows[0]["reason"]
 
 
+def test_pool_cleanup_keeps_an_orphan_a_domain_names_by_pool_and_volume(
+    site: Site, orphan: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``<disk type='volume'>`` names the overlay by pool and volume name, not by path."""
+    root = etree.fromstring(foreign_domain_xml(f"{site.prefix}-byname"))
+    disk_el = etree.SubElement(root.find("devices"), "disk", type="volume", device="disk")
+    etree.SubElement(disk_el, "source", pool=site.pool, volume=orphan)
+    etree.SubElement(disk_el, "target", dev="vda", bus="virtio")
+    with connect(site.uri) as conn:
+        holder = conn.defineXML(etree.tostring(root, encoding="unicode"))
+        try:
+            code, rows = run_json(capsys, "pool-cleanup", site.pool, "--uri", site.uri)
+        finally:
+            domain.undefine(holder)
+    assert code == 0 and rows == []
+    assert orphan in pool_state(site.uri, site.pool)[0]
+
+
 def test_pool_cleanup_keeps_a_declared_overlay_until_its_stack_is_named_gone(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
