@@ -271,7 +271,7 @@ class DiskIndex:
     def _read_all(self, uuids: Iterable[str]) -> dict[str, Future[DomainDisks | None]]:
         """Read these domains in parallel. A read of the same domain that libvirt has held for
         longer than ``PATIENCE`` already is shared, not repeated: each repeat would hold one
-        more of libvirtd's workers (it allows 5 requests at a time per client by default)."""
+        more of libvirtd's workers (see the module docstring)."""
         futures: dict[str, Future[DomainDisks | None]] = {}
         todo: collections.deque[str] = collections.deque()
         now = time.monotonic()

@@ -131,7 +131,7 @@ def import_base(
         if existing is not None and not _unfinished_import(pool, existing, owner):
             return _adopt_base(conn, pool, existing, source, owner, sha256)
         if existing is not None:
-            _discard_unfinished(conn, existing)
+            _discard_unfinished(conn, pool_name, existing)
         with Source(source) as src:
             if fmt is not None and fmt != src.header.format:
                 raise InputError("format", f"is {fmt!r} but {source!r} is {src.header.format}")
@@ -165,9 +165,10 @@ def _unfinished_import(
             and entry.owner == str(owner))
 
 
-def _discard_unfinished(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> None:
+def _discard_unfinished(conn: libvirt.virConnect, pool_name: str,
+                        vol: libvirt.virStorageVol) -> None:
     path = vol.path()
-    users = disk_users.users(conn, path, (vol.storagePoolLookupByVolume().name(), vol.name()))
+    users = disk_users.users(conn, path, (pool_name, vol.name()))
     holders = volumes_backed_by(conn, path) + [d.name for d in users]
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
