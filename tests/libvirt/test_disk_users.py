@@ -25,6 +25,7 @@ from tdx_provider.errors import InUseError
 from tdx_provider.metadata import Owner
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
+from tests.support.hosts import LibvirtHost
 
 pytestmark = pytest.mark.libvirt
 OWNER = Owner("tests", "libvirt", "disk-users")
@@ -182,6 +183,37 @@ def test_a_domain_naming_our_volume_by_pool_and_name_keeps_it(
     qemu_conn.lookupByName(f"{unique}-holder").undefine()
     volume.delete(qemu_conn, unique, f"{unique}-byname")
     assert volume.path_in_pool(qemu_conn, unique, f"{unique}-byname") is None
+
+
+def test_a_disk_added_to_a_definition_alone_is_announced_by_libvirt_12_8_not_9_0(
+    qemu_uri: str, qemu_conn: libvirt.virConnect, libvirt_host: LibvirtHost, unique: str,
+    scratch_dir: Path,
+) -> None:
+    """Pins the limit disk_users and the README state: ``attach-device --config`` sends
+    ``defined/updated`` on the upstream host (12.8) and no event at all on Debian's 9.0."""
+    image = scratch_dir / "extra.img"
+    image.write_bytes(b"\0" * 4096)
+    seen: list[tuple[int, int]] = []
+    events.start_loop()
+    with connect(qemu_uri) as watcher:
+        dom = qemu_conn.defineXML(
+            f"<domain type='qemu'><name>{unique}-attach</name><memory unit='MiB'>64</memory>"
+            "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>")
+        callback = watcher.domainEventRegisterAny(
+            watcher.lookupByName(f"{unique}-attach"), libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+            lambda _c, _d, event, detail, _o: seen.append((event, detail)), None)
+        try:
+            dom.attachDeviceFlags(
+                f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{image}'/><target dev='vda' bus='virtio'/></disk>",
+                libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            time.sleep(1.0)  # an event comes within milliseconds when libvirt sends one
+        finally:
+            watcher.domainEventDeregisterAny(callback)
+            dom.undefine()
+    updated = (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_DEFINED_UPDATED)
+    expected = {"debian": [], "upstream": [updated]}[libvirt_host.name]
+    assert seen == expected, f"{libvirt_host.name} ({libvirt_host.version()[0]})"
 
 
 def _test_domain(name: str, dom_uuid: str, disk: str) -> str:
