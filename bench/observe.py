@@ -7,7 +7,8 @@
   QEMU saw the guest power off, STOPPED = QEMU gone and the domain shut off, UNDEFINED) on its
   own connection; libvirtd pushes them, so there is no polling error.
 
-Neither depends on the code under test: they are the yardstick for what our delete reports.
+Neither depends on the code under test (they share only libvirt's event loop thread,
+``tdx_provider.events``: one per process): they are the yardstick for what our delete reports.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ bookkeeping on libvirt's test driver.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -74,6 +75,25 @@ def _held_listing(conn: libvirt.virConnect) -> tuple[Future[list[libvirt.virDoma
     raise AssertionError("libvirt never held the stopping domain: this test shows nothing")
 
 
+@contextlib.contextmanager
+def _power_off_seen(uri: str, name: str) -> Iterator[threading.Event]:
+    """An event set when libvirt reports that ``name``'s guest powered off (its own client)."""
+    powered_off = threading.Event()
+
+    def on_lifecycle(_c: object, dom: libvirt.virDomain, event: int, *_: object) -> None:
+        if dom.name() == name and event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
+            powered_off.set()
+
+    events.start_loop()
+    with connect(uri) as watcher:
+        callback = watcher.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None)
+        try:
+            yield powered_off
+        finally:
+            watcher.domainEventDeregisterAny(callback)
+
+
 @pytest.mark.parametrize("stop", ["acpi", "destroy"])
 def test_a_volume_check_does_not_wait_for_a_domain_libvirt_is_stopping(
     qemu_uri: str, qemu_conn: libvirt.virConnect, unique: str, disk: str, scratch_dir: Path,
@@ -90,37 +110,24 @@ def test_a_volume_check_does_not_wait_for_a_domain_libvirt_is_stopping(
     spare = volume.create_overlay(qemu_conn, unique, f"{unique}-spare", disk, OWNER).path
     disk_users.scan(qemu_conn)  # this process's index has read the guest
 
-    powered_off = threading.Event()
-
-    def on_lifecycle(_c: object, dom: libvirt.virDomain, event: int, *_: object) -> None:
-        if dom.name() == unique and event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
-            powered_off.set()
-
-    events.start_loop()
-    with connect(qemu_uri) as watcher, connect(qemu_uri) as bystander, \
+    with _power_off_seen(qemu_uri, unique) as powered_off, connect(qemu_uri) as bystander, \
             connect(qemu_uri) as operator:
-        callback = watcher.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None)
-        try:
-            if stop == "acpi":
-                operator.lookupByName(unique).shutdownFlags(
-                    libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-                assert powered_off.wait(60), "the guest did not power off within 60 s"
-                destroyed = None
-            else:
-                destroyed = disk_users.in_background(operator.lookupByName(unique).destroy)
-            listing, began = _held_listing(bystander)  # another client of the host
-            spare_users = disk_users.users(qemu_conn, spare)
-            guest_disk_users = disk_users.users(qemu_conn, guest_disk)
-            volume.delete(qemu_conn, unique, f"{unique}-spare")
-            answered_first = not listing.done()
-            ours = time.monotonic() - began
-            listed = {d.name() for d in listing.result()}
-            bare = time.monotonic() - began
-            if destroyed is not None:
-                destroyed.result()
-        finally:
-            watcher.domainEventDeregisterAny(callback)
+        if stop == "acpi":
+            operator.lookupByName(unique).shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            assert powered_off.wait(60), "the guest did not power off within 60 s"
+            destroyed = None
+        else:
+            destroyed = disk_users.in_background(operator.lookupByName(unique).destroy)
+        listing, began = _held_listing(bystander)  # another client of the host
+        spare_users = disk_users.users(qemu_conn, spare)
+        guest_disk_users = disk_users.users(qemu_conn, guest_disk)
+        volume.delete(qemu_conn, unique, f"{unique}-spare")
+        answered_first = not listing.done()
+        ours = time.monotonic() - began
+        listed = {d.name() for d in listing.result()}
+        bare = time.monotonic() - began
+        if destroyed is not None:
+            destroyed.result()
 
     assert spare_users == []
     assert [d.name for d in guest_disk_users] == [unique], "the stopping guest's disk is in use"
@@ -146,24 +153,12 @@ def test_a_stopping_domain_whose_definition_changed_is_waited_for(
              f"<source file='{late}'/><target dev='vdb' bus='virtio'/></disk>")
     qemu_conn.defineXML(definition.replace("</devices>", f"{extra}</devices>", 1))
 
-    powered_off = threading.Event()
-
-    def on_lifecycle(_c: object, d: libvirt.virDomain, event: int, *_: object) -> None:
-        if d.name() == unique and event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
-            powered_off.set()
-
-    events.start_loop()
-    with connect(qemu_uri) as watcher, connect(qemu_uri) as bystander:
-        callback = watcher.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None)
-        try:
-            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-            assert powered_off.wait(60), "the guest did not power off within 60 s"
-            listing, _ = _held_listing(bystander)
-            users = disk_users.users(qemu_conn, late)
-            listing.result()
-        finally:
-            watcher.domainEventDeregisterAny(callback)
+    with _power_off_seen(qemu_uri, unique) as powered_off, connect(qemu_uri) as bystander:
+        dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        assert powered_off.wait(60), "the guest did not power off within 60 s"
+        listing, _ = _held_listing(bystander)
+        users = disk_users.users(qemu_conn, late)
+        listing.result()
     assert [d.name for d in users] == [unique]
 
 
