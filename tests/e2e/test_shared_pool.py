@@ -71,6 +71,19 @@ def domains_of(prefix: str) -> tuple[list[str], list[str]]:
         return (sorted(d.name() for d in doms), sorted(d.name() for d in doms if d.isActive()))
 
 
+def missing_volumes_report(cycle: int, volumes: list[str], pool_path: Path,
+                           entries: dict[str, str], cleanup: CleanupLoop,
+                           ups: Any) -> str:
+    """Why an up left the pool short: the files on disk (a deleted file, or one libvirt does
+    not list?), the ledger, what pool-cleanup did besides keeping, and the ups' output."""
+    acted = [(c, code, [r for r in rows if r["action"] != "kept"], err[-300:])
+             for c, code, rows, err in cleanup.runs
+             if code or any(r["action"] != "kept" for r in rows)]
+    return (f"cycle {cycle}: {volumes}; files {sorted(os.listdir(pool_path))}; "
+            f"ledger {entries}; pool-cleanup did {acted}\n"
+            + "\n".join(up.output for up in ups))
+
+
 class CleanupLoop:
     """`tdxctl pool-cleanup POOL --json` again and again, in the background."""
 
@@ -175,7 +188,8 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
 
             volumes, entries = pool_contents(pool_name)
             wanted = expected_ledger(names, owners)
-            assert volumes == sorted(wanted), f"cycle {cycle}: {volumes}"
+            assert volumes == sorted(wanted), missing_volumes_report(
+                cycle, volumes, pool_path, entries, cleanup, ups.values())
             assert entries == wanted, f"cycle {cycle}: ledger {entries}"
             doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
             assert domains_of(e2e_id) == (doms, doms)
