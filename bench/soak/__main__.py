@@ -27,6 +27,9 @@ def parse(argv: list[str] | None = None) -> Settings:
                         default=int(os.environ.get("SOAK_SEED") or secrets.randbelow(10**6)))
     parser.add_argument("--stacks", type=int, default=2)
     parser.add_argument("--overlays", type=int, default=3)
+    parser.add_argument("--release-chance", type=float, default=0.4,
+                        help="chance that a cycle has the operator delete the stack's guests "
+                        "(and hot-plug its released overlay into the other stack's guest)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the run's files")
     args = parser.parse_args(argv)
@@ -37,7 +40,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     if host is None and uri is None:
         host = "debian"
     return Settings(args.minutes, host, uri, args.seed, args.stacks, args.overlays, args.json,
-                    args.keep)
+                    args.keep, args.release_chance)
 
 
 def main(argv: list[str] | None = None) -> int:

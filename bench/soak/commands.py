@@ -39,14 +39,16 @@ class Outcome:
         if self.timed_out:
             return "timed out"
         lines = [line.strip() for line in self.output.splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
-        telling = [line for line in errors if line not in GENERIC]
-        chosen = telling or errors or lines[-1:] or [f"exit {self.code}"]
-        return chosen[0][:160]
+        errors = ([line for line in lines if "error:" in line.lower()]
+                  or [line for line in lines if "error" in line.lower() or "exception" in line])
+        telling = [line for line in errors if not line.endswith(GENERIC)]
+        chosen = (telling or errors or lines[-1:] or [f"exit {self.code}"])[0]
+        at = chosen.lower().find("error:")
+        return (chosen[at:] if at > 0 else chosen)[:160]
 
 
-GENERIC = frozenset(f"error: {verb} {how}" for verb in ("update", "destroy", "refresh", "preview")
-                    for how in ("failed", "canceled"))
+GENERIC = tuple(f"error: {verb} {how}" for verb in ("update", "destroy", "refresh", "preview")
+                for how in ("failed", "canceled"))
 
 
 def run_tool(what: str, args: list[str], env: dict[str, str],

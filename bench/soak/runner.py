@@ -47,6 +47,7 @@ class Settings:
     overlays: int
     json_path: Path | None
     keep: bool
+    release_chance: float = 0.4
 
 
 class Log:
@@ -74,17 +75,35 @@ def run(settings: Settings) -> int:
     base = f"ptdx-soak-{run_id()}"
     work = Path("/var/tmp") / base
     work.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    say = Log(work / "soak.log", started)
-    guest = tg.test_guest()
+    say = Log(work / "soak.log", time.monotonic())
     daemon: PrivateLibvirtd | None = None
     if settings.host is not None:
         daemon = private_daemon(settings.host, work / "daemon")
         daemon.start()
-        uri = daemon.uri
+    try:
+        tally, header, markers = _soak(settings, base, work, say, daemon)
+    finally:  # whatever happened, nothing of ours keeps running in the daemon we started
+        if daemon is not None:
+            with contextlib.suppress(Exception):
+                daemon.remove_everything()
+    header["restarts of the soak's daemon"] = str(daemon.restarts if daemon else 0)
+    print()
+    print(table(tally, header, markers), flush=True)
+    if settings.json_path is not None:
+        write_json(settings.json_path, tally, header, markers)
+    if tally.ok() and not settings.keep:
+        shutil.rmtree(work, ignore_errors=True)
     else:
-        assert settings.uri is not None
-        uri = settings.uri
+        print(f"\nthe run's files (log: {work / 'soak.log'}) are kept in {work}", flush=True)
+    return 0 if tally.ok() else 1
+
+
+def _soak(settings: Settings, base: str, work: Path, say: Log,
+          daemon: PrivateLibvirtd | None) -> tuple[Tally, dict[str, str], dict[str, int]]:
+    started = say.started
+    guest = tg.test_guest()
+    uri = daemon.uri if daemon is not None else settings.uri
+    assert uri is not None
     seconds = settings.minutes * 60
     gap = min(45.0, max(15.0, seconds / 25))
     schedule = plan(settings.seed, seconds, gap)
@@ -105,7 +124,7 @@ def run(settings: Settings) -> int:
     tally, tracker, faults, stop = Tally(), Tracker(say), FaultLog(), threading.Event()
     operator = Operator(uri, pool_name, env, settings.seed + 1, tracker, tally, faults, say)
     shared = Shared(uri, pool_name, pool_path, tracker, tally, faults, stop, say,
-                    operator.delete_owner, operator.cleanup)
+                    operator.delete_owner, operator.cleanup, settings.release_chance)
     stacks = []
     for k in range(settings.stacks):
         stack = SoakStack(work / f"s{k}", PROGRAM, name=f"{base}-s{k}", project=PROJECT,
@@ -142,20 +161,9 @@ def run(settings: Settings) -> int:
     _leftovers(uri, pool_name, pool_path, stacks, base, tally)
     with contextlib.suppress(libvirt.libvirtError), connect(uri) as conn:
         remove_pool(conn.storagePoolLookupByName(pool_name))
-    if daemon is not None:
-        daemon.remove_everything()
     markers = {"data": tracker.data_markers, "xattr_only": tracker.xattr_only,
                "checks": tracker.checks}
-    header["restarts of the soak's daemon"] = str(daemon.restarts if daemon else 0)
-    print()
-    print(table(tally, header, markers), flush=True)
-    if settings.json_path is not None:
-        write_json(settings.json_path, tally, header, markers)
-    if tally.ok() and not settings.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"\nthe run's files (log: {work / 'soak.log'}) are kept in {work}", flush=True)
-    return 0 if tally.ok() else 1
+    return tally, header, markers
 
 
 def _check_loop(tracker: Tracker, tally: Tally, stop: threading.Event,

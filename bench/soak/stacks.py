@@ -27,7 +27,6 @@ PROJECT = "ptdx-soak"
 MIB = 1024 * 1024
 GROW = 16 * MIB
 RECOVERY_TRIES = 4
-RELEASE_CHANCE = 0.4  # a cycle in which the operator deletes the stack's guests
 # The shared-pool program (tests/support/shared_pool.py) plus what a change may touch:
 # overlay capacities (grown in place, live under a running guest) and guest autostart.
 PROGRAM = """
@@ -81,6 +80,7 @@ class Shared:
     say: Callable[[str], None]
     release: Callable[[str], Outcome]  # the operator's `tdxctl delete --all --owner`
     operator_cleanup: Callable[[], None]  # one `tdxctl pool-cleanup` pass, now
+    release_chance: float  # of a cycle in which the operator deletes the stack's guests
 
 
 def configure(stack: SoakStack, shared: Shared, guest: tg.TestGuest, work: Path) -> None:
@@ -115,7 +115,7 @@ class Cycler:
         steps += [functools.partial(self.change, kind)
                   for kind in self.rng.sample(self.changes(), 2)]
         steps.append(self.refresh)
-        if self.rng.random() < RELEASE_CHANCE:
+        if self.rng.random() < self.shared.release_chance:
             steps.append(self.released_by_operator)
         for step in steps:
             if self.shared.stop.is_set():
