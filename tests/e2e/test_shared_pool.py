@@ -35,6 +35,7 @@ from tests.e2e.test_concurrency import errors_in
 from tests.support import guest as tg
 from tests.support.shared_pool import PROGRAM, configure
 from tests.support.stack import REPO_ROOT, VENV, Result, Stack
+from tests.support.watch import defined_and_running
 
 pytestmark = pytest.mark.e2e
 URI = "qemu:///system"
@@ -64,11 +65,10 @@ def pool_contents(pool_name: str) -> tuple[list[str], dict[str, str]]:
         return pool.user_volumes(found), entries
 
 
-def domains_of(prefix: str) -> tuple[list[str], list[str]]:
-    """(defined, running) domains whose name starts with ``prefix``."""
-    with connect(URI) as conn:
-        doms = [d for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
-        return (sorted(d.name() for d in doms), sorted(d.name() for d in doms if d.isActive()))
+def domains_of(names: list[str]) -> tuple[list[str], list[str]]:
+    """(defined, running) among ``names``, asked by name: a listing of the host's domains would
+    wait for any guest libvirt is stopping, anyone's."""
+    return defined_and_running(URI, names)
 
 
 def missing_volumes_report(cycle: int, volumes: list[str], pool_path: Path,
@@ -92,13 +92,24 @@ class CleanupLoop:
         self.runs: list[tuple[int, int, list[dict[str, Any]], str]] = []
         self.cycle = -1
         self.paused = threading.Event()
+        self._idle = threading.Event()  # paused, and no pass in flight
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def pause(self) -> None:
+        """Stop starting passes, and return once the pass in flight (if any) has ended."""
+        self.paused.set()
+        assert self._idle.wait(300), "a pool-cleanup pass did not end"
+
+    def resume(self) -> None:
+        self._idle.clear()
+        self.paused.clear()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self.paused.is_set():
-                time.sleep(0.1)
+                self._idle.set()
+                self._stop.wait(0.05)
                 continue
             proc = subprocess.run([str(VENV / "bin" / "tdxctl"), "pool-cleanup", self.pool_name,
                                    "--json", "--uri", URI], capture_output=True, text=True,
@@ -108,7 +119,7 @@ class CleanupLoop:
             except ValueError:
                 rows = [{"action": "unparsable", "volume": proc.stdout}]
             self.runs.append((self.cycle, proc.returncode, rows, proc.stderr))
-            time.sleep(0.2)
+            self._stop.wait(0.2)
 
     def __enter__(self) -> CleanupLoop:
         self._thread.start()
@@ -160,6 +171,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
     owners = {key: f"ptdx-e2e/{name}" for key, name in names.items()}
     tool_env = {**os.environ, **env}
     timings = []
+    doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
     with CleanupLoop(pool_name, tool_env) as cleanup, ThreadPoolExecutor(3) as pool_of:
         for cycle in range(CYCLES):
             cleanup.cycle = cycle
@@ -170,8 +182,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
                           overlays=OVERLAYS, domains=DOMAINS)
             killed = None
             if cycle == KILL_CYCLE:
-                cleanup.paused.set()
-                time.sleep(1)  # let a pass in flight finish
+                cleanup.pause()  # else a pass of it, not the ups, might break the lock
                 killed = kill_a_holder(pool_name)
 
             began = time.monotonic()
@@ -184,15 +195,14 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
                 said = "\n".join(up.output for up in ups.values())
                 assert "broke a stale lock" in said and f"pid {killed}" in said, said
                 assert up_seconds >= STALE
-                cleanup.paused.clear()
+                cleanup.resume()
 
             volumes, entries = pool_contents(pool_name)
             wanted = expected_ledger(names, owners)
             assert volumes == sorted(wanted), missing_volumes_report(
                 cycle, volumes, pool_path, entries, cleanup, ups.values())
             assert entries == wanted, f"cycle {cycle}: ledger {entries}"
-            doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
-            assert domains_of(e2e_id) == (doms, doms)
+            assert domains_of(doms) == (doms, doms)
 
             middle = time.monotonic()
             last = cycle == CYCLES - 1
@@ -208,7 +218,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
             down_seconds = time.monotonic() - middle
 
             assert pool_contents(pool_name) == ([], {}), f"cycle {cycle} after destroy"
-            assert domains_of(e2e_id) == ([], [])
+            assert domains_of(doms) == ([], [])
             for stack in stacks.values():
                 assert stack.resources() == []
             timings.append((round(up_seconds, 1), round(down_seconds, 1)))
