@@ -33,6 +33,7 @@ from tdx_provider import exclusion, ledger, pool, retry
 from tdx_provider.connection import connect
 from tests.e2e.test_concurrency import errors_in
 from tests.support import guest as tg
+from tests.support.dir_events import DirEvents
 from tests.support.shared_pool import PROGRAM, configure
 from tests.support.stack import REPO_ROOT, VENV, Result, Stack
 from tests.support.watch import defined_and_running
@@ -71,16 +72,19 @@ def domains_of(names: list[str]) -> tuple[list[str], list[str]]:
     return defined_and_running(URI, names)
 
 
-def missing_volumes_report(cycle: int, volumes: list[str], pool_path: Path,
-                           entries: dict[str, str], cleanup: CleanupLoop,
-                           ups: Any) -> str:
+def missing_volumes_report(cycle: int, volumes: list[str], wanted: list[str], pool_path: Path,
+                           entries: dict[str, str], cleanup: CleanupLoop, ups: Any,
+                           dir_events: DirEvents) -> str:
     """Why an up left the pool short: the files on disk (a deleted file, or one libvirt does
-    not list?), the ledger, what pool-cleanup did besides keeping, and the ups' output."""
+    not list?), who created and deleted the missing ones and when, the ledger, what
+    pool-cleanup did besides keeping, and the ups' output."""
     acted = [(c, code, [r for r in rows if r["action"] != "kept"], err[-300:])
              for c, code, rows, err in cleanup.runs
              if code or any(r["action"] != "kept" for r in rows)]
+    history = "\n".join(str(e) for name in sorted(set(wanted) - set(volumes))
+                        for e in dir_events.of(name))
     return (f"cycle {cycle}: {volumes}; files {sorted(os.listdir(pool_path))}; "
-            f"ledger {entries}; pool-cleanup did {acted}\n"
+            f"ledger {entries}; pool-cleanup did {acted}\nfile events:\n{history}\n"
             + "\n".join(up.output for up in ups))
 
 
@@ -172,7 +176,8 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
     tool_env = {**os.environ, **env}
     timings = []
     doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
-    with CleanupLoop(pool_name, tool_env) as cleanup, ThreadPoolExecutor(3) as pool_of:
+    with CleanupLoop(pool_name, tool_env) as cleanup, ThreadPoolExecutor(3) as pool_of, \
+            DirEvents(pool_path) as dir_events:
         for cycle in range(CYCLES):
             cleanup.cycle = cycle
             uris = {"a": URI, "b": REMOTE_STYLE if cycle % 2 else URI}
@@ -185,7 +190,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
                 cleanup.pause()  # else a pass of it, not the ups, might break the lock
                 killed = kill_a_holder(pool_name)
 
-            began = time.monotonic()
+            began, events_before = time.monotonic(), len(dir_events.events)
             ups = dict(zip(stacks, pool_of.map(lambda s: s.up(check=False), stacks.values()),
                            strict=True))
             up_seconds = time.monotonic() - began
@@ -200,7 +205,12 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
             volumes, entries = pool_contents(pool_name)
             wanted = expected_ledger(names, owners)
             assert volumes == sorted(wanted), missing_volumes_report(
-                cycle, volumes, pool_path, entries, cleanup, ups.values())
+                cycle, volumes, sorted(wanted), pool_path, entries, cleanup, ups.values(),
+                dir_events)
+            # present is not enough: none was deleted (and made again) during the ups
+            deleted = [str(e) for e in dir_events.events[events_before:]
+                       if e.kind != "create" and e.name in wanted]
+            assert deleted == [], f"cycle {cycle}: {deleted}"
             assert entries == wanted, f"cycle {cycle}: ledger {entries}"
             assert domains_of(doms) == (doms, doms)
 
