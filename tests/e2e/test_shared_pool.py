@@ -163,6 +163,7 @@ def assert_clean(result: Result, what: str) -> None:
     assert errors_in(result) == [], f"{what}:\n{result.output}"
 
 
+@pytest.mark.timeout(1200)  # 5 cycles of 4 TCG guests: about 4 minutes alone, more when shared
 def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
 ) -> None:
