@@ -28,7 +28,9 @@ How
       marks that domain unsettled until it has been read again: defined, undefined, started,
       stopped, device added or removed, block job. A disk hot-plugged into a running domain
       or unplugged from it (``attachDeviceFlags``/``detachDeviceFlags`` with
-      ``VIR_DOMAIN_AFFECT_LIVE``) sends device added or removed on libvirt 9.0 and 12.8 alike.
+      ``VIR_DOMAIN_AFFECT_LIVE``) sends device added or removed on libvirt 9.0 and 12.8 alike;
+      an unplugged disk leaves the live definition, and is announced, once the guest has
+      released it, so until then it still counts.
     - **Stopping.** A power-off event marks a domain as stopping until it stops, starts or
       resumes, for at most ``STOPPING_AT_MOST`` seconds. This is the window in which libvirt
       holds it. Power-off, suspend and resume do not touch a definition.
