@@ -98,13 +98,33 @@ def hash_source(source: str) -> str:
     return digest.hexdigest()
 
 
-def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = lookup(pool, name)
-    if vol is not None:
-        with contextlib.suppress(libvirt.libvirtError):
-            retry.transient(lambda: vol.delete(0))
+def _discard_created(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -> None:
+    """Undo a create of ours that failed after libvirt made the volume: the volume this call
+    created (its handle, never a name looked up again), then its ledger entry."""
     with contextlib.suppress(libvirt.libvirtError):
-        ledger.forget(pool, name)
+        retry.transient(lambda: vol.delete(0))
+    with contextlib.suppress(libvirt.libvirtError):
+        ledger.forget(pool, vol.name())
+
+
+def _create(pool: libvirt.virStoragePool, name: str, xml: str,
+            before: ledger.Entry | None) -> libvirt.virStorageVol:
+    """``createXML`` of a volume whose ledger entry was just written over ``before``.
+
+    When libvirt refuses, it made nothing, so nothing is deleted: a volume or file of that name
+    that exists now is not this call's (a file libvirt had not listed yet, say), and deleting it
+    by name would delete someone's data. Only the ledger entry goes back to what it was. An
+    interrupt (not a refusal) keeps the entry: whatever libvirt made is then recognisably ours,
+    and the next run adopts or redoes it."""
+    try:
+        return retry.transient(lambda: pool.createXML(xml, 0))
+    except libvirt.libvirtError:
+        with contextlib.suppress(libvirt.libvirtError):
+            if before is None:
+                ledger.forget(pool, name)
+            else:
+                ledger.record(pool, name, before)
+        raise
 
 
 def import_base(
@@ -139,10 +159,11 @@ def import_base(
                 raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
             capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
             xml = _volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
+            before = ledger.read(pool).get(name)
             ledger.record(pool, name, ledger.Entry("base", str(owner)))  # no digest: unfinished
             digest = hashlib.sha256()
+            vol = _create(pool, name, xml, before)
             try:
-                vol = retry.transient(lambda: pool.createXML(xml, 0))
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
                 actual = digest.hexdigest()
                 if sha256 is not None and actual != sha256:
@@ -151,7 +172,7 @@ def import_base(
                     )
                 ledger.record(pool, name, ledger.Entry("base", str(owner), actual))
             except BaseException:
-                _delete_quietly(pool, name)
+                _discard_created(pool, vol)
                 raise
         return info(pool_name, vol), actual
 
@@ -169,7 +190,8 @@ def _discard_unfinished(conn: libvirt.virConnect, pool_name: str,
                         vol: libvirt.virStorageVol) -> None:
     path = vol.path()
     users = disk_users.users(conn, path, (pool_name, vol.name()))
-    holders = volumes_backed_by(conn, path) + [d.name for d in users]
+    holders = volumes_backed_by(conn, path) + [_user(d, path, (pool_name, vol.name()))
+                                               for d in users]
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
                          f"{', '.join(holders)} use(s) it; delete those first")
@@ -227,13 +249,9 @@ def create_overlay(
         if existing is not None:
             return _adopt_overlay(pool, existing, base, owner, size)
         # recorded first: an overlay an interrupted run leaves is recognisably ours
+        before = ledger.read(pool).get(name)
         ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
-        try:
-            vol = retry.transient(lambda: pool.createXML(xml, 0))
-        except BaseException:
-            _delete_quietly(pool, name)
-            raise
-        return info(pool_name, vol)
+        return info(pool_name, _create(pool, name, xml, before))
 
 
 def _adopt_overlay(
@@ -286,9 +304,14 @@ def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> 
                          "bytes would lose data; it is refused")
     if capacity == current.capacity:
         return current
-    users = [conn.lookupByUUIDString(d.uuid)
-             for d in disk_users.users(conn, current.path, (pool_name, name))]
-    running = [d for d in users if d.isActive()]
+    ref = (pool_name, name)
+    users = [(d, conn.lookupByUUIDString(d.uuid))
+             for d in disk_users.users(conn, current.path, ref)]
+    running = [dom for d, dom in users if d.names(current.path, ref) and dom.isActive()]
+    below = [d.name for d, dom in users if not d.names(current.path, ref) and dom.isActive()]
+    if below:  # QEMU has it open read-only under another disk: not ours to resize
+        raise InUseError(f"volume {name!r} is in the backing chain of a disk of running "
+                         f"domain(s) {', '.join(below)}; growing it is refused while they run")
     with pool_lock(conn, pool_name):
         if running:
             running[0].blockResize(current.path, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
@@ -316,18 +339,22 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     return sorted(holders)
 
 
+def _user(domain: disk_users.DomainDisks, path: str, ref: disk_users.VolumeRef) -> str:
+    """The domain's name, saying so when it reads the volume only below another disk."""
+    return domain.name if domain.names(path, ref) else f"{domain.name} (in a backing chain)"
+
+
 def _refuse_if_used(conn: libvirt.virConnect, pool_name: str, name: str, path: str) -> None:
     users = disk_users.users(conn, path, (pool_name, name))
     if users:
-        raise InUseError(
-            f"volume {name!r} is used by domain(s) {', '.join(d.name for d in users)}"
-            "; delete those first"
-        )
+        named = ", ".join(_user(d, path, (pool_name, name)) for d in users)
+        raise InUseError(f"volume {name!r} is used by domain(s) {named}; delete those first")
 
 
 def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
-    """Delete one of our volumes. Refused while a domain uses it or a volume is backed by it.
-    A volume (or pool) that is already gone is success.
+    """Delete one of our volumes. Refused while a domain uses it (in its persistent or live
+    definition, as a disk or in a disk's backing chain) or a volume is backed by it. A volume
+    (or pool) that is already gone is success.
 
     Which domains use the volume comes from :mod:`disk_users`, which does not wait for a domain
     libvirt is stopping. That check runs before the pool is locked: holding the pool would not

@@ -236,3 +236,74 @@ def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None
     assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
     assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
     assert cli._kind(ledger.LEDGER_VOLUME, {}) == "ledger"
+
+
+CONTENDER = textwrap.dedent("""
+    import os, sys, time
+    from tdx_provider import ledger
+    from tdx_provider.connection import connect
+    from tdx_provider.exclusion import pool_lock
+    uri, pool_name, me, inside, hold = sys.argv[1:6]
+    with connect(uri) as conn:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        with pool_lock(conn, pool_name) as pool:
+            try:  # a second writer inside finds the marker of the first
+                fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                print("OVERLAP", flush=True)
+                fd = None
+            ledger.record(pool, me, ledger.Entry("overlay", f"p/s/{me}"))
+            time.sleep(float(hold))
+            if fd is not None:
+                os.close(fd)
+                os.unlink(inside)
+    print("done", flush=True)
+""")
+
+
+def contender(uri: str, pool_name: str, me: str, inside: Path, hold: float,
+              env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", CONTENDER, uri, pool_name, me, str(inside),
+                             str(hold)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def test_waiters_that_saw_an_empty_record_never_break_the_next_live_holder(
+    qemu_uri: str, qemu_unix_uri: str, shared_pool: str, scratch_dir: Path
+) -> None:
+    """A lock volume is created empty and its holder writes its record a moment later (here
+    0.6 s later, injected). Two waiters read that empty record while the first holder starts,
+    then wait longer than the stale time behind its live heartbeat. When it releases, one
+    waiter takes the lock and the other reads the winner's empty record again: the same bytes
+    it first saw seconds ago. It must not judge the new holder stale (it was: two writers
+    inside, one ledger record lost)."""
+    stale = 1.5
+    env = {**os.environ, exclusion.STALE_ENV: str(stale), exclusion.RECORD_DELAY_ENV: "0.6"}
+    inside = scratch_dir / "inside"
+    first = contender(qemu_uri, shared_pool, "first", inside, 2.5 * stale, env)
+    waiters = [contender(uri, shared_pool, f"waiter{n}", inside, 1.0, env)
+               for n, uri in enumerate((qemu_uri, qemu_unix_uri))]
+    go(first)
+    with connect(qemu_uri) as conn:  # the first holder's lock volume exists, still empty
+        found = conn.storagePoolLookupByName(shared_pool)
+        deadline = time.monotonic() + 30
+        while exclusion.LOCK_VOLUME not in found.listVolumes():
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    for proc in waiters:
+        go(proc)
+    outputs = [proc.communicate(timeout=120)[0] for proc in [first, *waiters]]
+    assert [proc.returncode for proc in [first, *waiters]] == [0, 0, 0], outputs
+    assert not any("OVERLAP" in out for out in outputs), outputs
+    with connect(qemu_uri) as conn:
+        entries = ledger.read(conn.storagePoolLookupByName(shared_pool))
+    assert sorted(entries) == ["first", "waiter0", "waiter1"]
