@@ -91,14 +91,11 @@ class FaultLog:
     def explains(self, stack: str | None, began: float, ended: float) -> str | None:
         """The fault that a command run in [began, ended] (by ``stack``) may have failed from."""
         with self._lock:
-            for fault in self.faults:
-                if fault.kind == "kill-lock-holder":
-                    continue
-                if fault.target is not None and fault.target != stack:
-                    continue
-                if fault.began <= ended and fault.ended + GRACE >= began:
-                    return fault.kind
-        return None
+            overlapping = [f for f in self.faults if f.kind != "kill-lock-holder"
+                           and (f.target is None or f.target == stack)
+                           and f.began <= ended and f.ended + GRACE >= began]
+        # the latest one: an earlier fault's consequence has usually been seen already
+        return max(overlapping, key=lambda f: f.began).kind if overlapping else None
 
 
 HOLDER = textwrap.dedent("""

@@ -15,6 +15,7 @@ import libvirt
 from tdx_provider.cli import DECLARED
 from tdx_provider.connection import connect
 
+from .audit import lock_findings
 from .commands import Outcome, tdxctl
 from .faults import FaultLog
 from .markers import Tracker
@@ -49,13 +50,17 @@ class Operator:
                 self.run("pool-info", self.pool_name, "--json")
             else:
                 self.cleanup()
-            self._stop.wait(self.rng.uniform(0.5, 2.0))
+            self._stop.wait(self.rng.uniform(1.0, 3.0))
 
     def run(self, command: str, *args: str) -> Outcome:
         outcome = tdxctl(command, *args, uri=self.uri, env=self.env)
         self.tally.add("operations", outcome.what)
         if "broke a stale lock" in outcome.output:
             self.tally.bump("lock_breaks", outcome.output.count("broke a stale lock"))
+        for finding in lock_findings(outcome.output):
+            if self.faults.explains(None, outcome.began - 30, outcome.ended) is None:
+                self.tally.add("real", f"{outcome.what}: {finding}"[:200])
+                self.say(f"operator: REAL FAILURE of {outcome.what}: {finding}")
         if not outcome.ok:
             cause = self.faults.explains(None, outcome.began, outcome.ended)
             if cause is None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import libvirt
 
-from tdx_provider import retry
+from tdx_provider import ledger, retry
 from tdx_provider.connection import connect
 from tests.support import guest as tg
 
+from .audit import ledger_findings, lock_findings
 from .commands import Outcome, SoakStack
 from .faults import FaultLog
 from .markers import Marked, Tracker, Verdict
@@ -27,6 +28,7 @@ PROJECT = "ptdx-soak"
 MIB = 1024 * 1024
 GROW = 16 * MIB
 RECOVERY_TRIES = 4
+STALE_WINDOW = 30.0  # seconds before a command in which a daemon restart explains a lock break
 # The shared-pool program (tests/support/shared_pool.py) plus what a change may touch:
 # overlay capacities (grown in place, live under a running guest) and guest autostart.
 PROGRAM = """
@@ -81,6 +83,7 @@ class Shared:
     release: Callable[[str], Outcome]  # the operator's `tdxctl delete --all --owner`
     operator_cleanup: Callable[[], None]  # one `tdxctl pool-cleanup` pass, now
     release_chance: float  # of a cycle in which the operator deletes the stack's guests
+    experiment: threading.Lock = field(default_factory=threading.Lock)
 
 
 def configure(stack: SoakStack, shared: Shared, guest: tg.TestGuest, work: Path) -> None:
@@ -181,20 +184,23 @@ class Cycler:
         hot-plugs the released disk-0 into it (live definition only) and this stack is
         destroyed: pool-cleanup must keep that overlay and the destroy must refuse to delete
         it, until the operator unplugs it. Otherwise the stack refreshes and ups again."""
-        partner = self.frozen_partner()
-        if partner is None:
-            self.shared.tracker.release(self.name)
-            self.shared.release(self.owner)
-            return self.refresh() and self.apply("up after operator delete")
-        try:
-            return self.live_elsewhere(partner)
-        finally:
-            partner.hold.release()
+        # one experiment at a time: two stacks waiting for each other's hold would both give up
+        if self.shape.domains and self.shared.experiment.acquire(blocking=False):
+            try:
+                partner = self.frozen_partner()
+                if partner is not None:
+                    try:
+                        return self.live_elsewhere(partner)
+                    finally:
+                        partner.hold.release()
+            finally:
+                self.shared.experiment.release()
+        self.shared.tracker.release(self.name)
+        self.shared.release(self.owner)
+        return self.refresh() and self.apply("up after operator delete")
 
     def frozen_partner(self) -> Cycler | None:
         """Another stack, held between two steps, whose guest td-0 runs; None if none is."""
-        if self.shape.domains == 0:
-            return None
         for partner in self.rng.sample(self.partners, len(self.partners)):
             if not partner.hold.acquire(timeout=self.rng.uniform(10, 30)):
                 continue
@@ -282,10 +288,21 @@ class Cycler:
                   if not label.startswith("change") else "pulumi up (change)")
         if "broke a stale lock" in outcome.output:
             tally.bump("lock_breaks", outcome.output.count("broke a stale lock"))
+        for finding in lock_findings(outcome.output):
+            self.lock_finding(label, finding, outcome)
         self.shared.say(f"{self.name}: pulumi {label}: "
                         f"{'ok' if outcome.ok else 'FAILED ' + outcome.summary()} "
                         f"({outcome.ended - outcome.began:.1f} s)")
         return outcome
+
+    def lock_finding(self, label: str, finding: str, outcome: Outcome) -> None:
+        """A daemon restart can cut a holder off while it lives: its lock is broken rightly."""
+        since = outcome.began - STALE_WINDOW
+        cause = self.shared.faults.explains(self.name, since, outcome.ended)
+        if cause == "libvirtd-restart":
+            self.shared.tally.add("injected", f"{cause}: {finding.split(':')[0]}")
+        else:
+            self.real(label, finding, outcome.output)
 
     def classify(self, label: str, outcome: Outcome) -> str | None:
         cause = self.shared.faults.explains(self.name, outcome.began, outcome.ended)
@@ -317,7 +334,12 @@ class Cycler:
                 self.lost(name, "gone", f"absent right after a successful {label}")
         in_use = {paths[f"{self.name}-disk-{i}"] for i in range(self.shape.domains)}
         self.shared.tracker.mark_data_where_free(self.name, in_use)
-        listed, running = self.listing()
+        listed, running, entries = self.listing()
+        if entries is not None:
+            owners = {name: f"{self.owner}/{name.removeprefix(self.name + '-')}"
+                      for name in [*paths, f"{self.name}-base"]}
+            for finding in ledger_findings(entries, owners):
+                self.real(label, finding, "")
         unlisted = sorted(set(paths) - listed)
         if unlisted:
             self.real(label, f"libvirt does not list {unlisted} after the up", "")
@@ -338,8 +360,9 @@ class Cycler:
         self.shared.tally.note("lost", line)
         self.shared.say(f"LOST {line}")
 
-    def listing(self) -> tuple[set[str], set[str]]:
-        """(volumes libvirt lists in the pool, running domains) of this stack."""
+    def listing(self) -> tuple[set[str], set[str], dict[str, ledger.Entry] | None]:
+        """(volumes libvirt lists in the pool, running domains) of this stack, and the
+        pool's ledger (None when libvirt did not answer: a daemon restart)."""
         try:
             with connect(self.shared.uri) as conn:
                 pool = conn.storagePoolLookupByName(self.shared.pool_name)
@@ -347,11 +370,11 @@ class Cycler:
                 volumes = {v for v in pool.listVolumes() if v.startswith(self.name + "-")}
                 running = {d.name() for d in conn.listAllDomains(
                     libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name().startswith(self.name)}
-                return volumes, running
+                return volumes, running, ledger.read(pool)
         except libvirt.libvirtError as exc:
             self.shared.say(f"{self.name}: listing failed: {exc}")
             return set(self.overlay_paths()), {f"{self.name}-td-{i}"
-                                               for i in range(self.shape.domains)}
+                                               for i in range(self.shape.domains)}, None
 
     def holdings(self) -> list[str]:
         """Domains and volumes of this stack that libvirt still holds."""
