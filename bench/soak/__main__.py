@@ -30,6 +30,9 @@ def parse(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--release-chance", type=float, default=0.4,
                         help="chance that a cycle has the operator delete the stack's guests "
                         "(and hot-plug its released overlay into the other stack's guest)")
+    parser.add_argument("--strict", action="store_true",
+                        default=bool(os.environ.get("SOAK_STRICT")),
+                        help="also exit non-zero on a real failure (SOAK_STRICT=1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the run's files")
     args = parser.parse_args(argv)
@@ -40,7 +43,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     if host is None and uri is None:
         host = "debian"
     return Settings(args.minutes, host, uri, args.seed, args.stacks, args.overlays, args.json,
-                    args.keep, args.release_chance)
+                    args.keep, args.release_chance, args.strict)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import json
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 import libvirt
@@ -42,6 +43,13 @@ class Operator:
         self._thread.join(timeout=600)
 
     def _loop(self) -> None:
+        try:
+            self._commands()
+        except Exception as exc:  # a soak bug: a failure to show, not hide
+            self.tally.add("real", f"the operator loop stopped: {exc!r}"[:160])
+            self.say(f"operator: stopped: {traceback.format_exc()}")
+
+    def _commands(self) -> None:
         while not self._stop.is_set():
             kind = self.rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
             if kind == "list":

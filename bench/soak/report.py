@@ -40,8 +40,9 @@ class Tally:
         with self._lock:
             getattr(self, attribute).append(line)
 
-    def ok(self) -> bool:
-        return not self.lost and not self.left and not self.real
+    def ok(self, strict: bool = False) -> bool:
+        """Nothing lost, nothing left (and, when strict, no real failure)."""
+        return not self.lost and not self.left and not (strict and self.real)
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -63,7 +64,8 @@ def _counts(counter: dict[str, int]) -> str:
     return f"{total} (" + ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) + ")"
 
 
-def table(tally: Tally, header: dict[str, str], markers: dict[str, int]) -> str:
+def table(tally: Tally, header: dict[str, str], markers: dict[str, int],
+          strict: bool = False) -> str:
     """One Markdown table: what ran, what was done, what went wrong, what was lost."""
     figures = tally.as_dict()
     rows: list[tuple[str, str]] = list(header.items())
@@ -84,7 +86,9 @@ def table(tally: Tally, header: dict[str, str], markers: dict[str, int]) -> str:
         ("**lost**", f"**{figures['lost']}**"),
         ("left after final destroy and cleanup", str(len(figures["left"])) if not figures["left"]
          else f"{len(figures['left'])}: " + "; ".join(figures["left"])),
-        ("result", "PASS" if tally.ok() else "FAIL"),
+        ("result", ("PASS" if tally.ok(strict) else "FAIL")
+         + (" (lost 0, nothing left; real failures above)" if tally.ok() and tally.real
+            and not strict else "")),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"| {'figure'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]

@@ -48,6 +48,7 @@ class Settings:
     json_path: Path | None
     keep: bool
     release_chance: float = 0.4
+    strict: bool = False  # real failures fail the run too
 
 
 class Log:
@@ -88,14 +89,15 @@ def run(settings: Settings) -> int:
                 daemon.remove_everything()
     header["restarts of the soak's daemon"] = str(daemon.restarts if daemon else 0)
     print()
-    print(table(tally, header, markers), flush=True)
+    print(table(tally, header, markers, settings.strict), flush=True)
     if settings.json_path is not None:
         write_json(settings.json_path, tally, header, markers)
-    if tally.ok() and not settings.keep:
+    ok = tally.ok(settings.strict)
+    if ok and not tally.real and not settings.keep:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"\nthe run's files (log: {work / 'soak.log'}) are kept in {work}", flush=True)
-    return 0 if tally.ok() else 1
+    return 0 if ok else 1
 
 
 def _soak(settings: Settings, base: str, work: Path, say: Log,

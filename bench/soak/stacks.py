@@ -7,6 +7,7 @@ import functools
 import json
 import random
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,8 +110,11 @@ class Cycler:
     # --- the cycle ------------------------------------------------------------------------
 
     def run(self) -> None:
-        while not self.shared.stop.is_set():
-            self.cycle()
+        try:
+            while not self.shared.stop.is_set():
+                self.cycle()
+        except Exception as exc:  # a soak bug or a broken CLI: a failure to show, not hide
+            self.real("cycle", f"the cycler stopped: {exc!r}"[:160], traceback.format_exc())
 
     def cycle(self) -> None:
         self.set_shape(Shape(self.overlays, self.rng.choice((0, 1)), [0] * self.overlays))
@@ -271,6 +275,7 @@ class Cycler:
         if outcome.ok:
             return True
         cause = self.classify(label, outcome)
+        seen = {outcome.summary()}  # a real failure that repeats is counted once
         for _ in range(RECOVERY_TRIES):
             self.shared.tally.bump("retries")
             again = self.run_command(f"{label} (again)", recover)
@@ -279,8 +284,9 @@ class Cycler:
                     self.shared.tally.bump("converged")
                     self.check_converged(label, recover)
                 return True
-            cause = self.classify(f"{label} (again)", again)
-        self.real(label, f"{label}: no success in {RECOVERY_TRIES} tries", "")
+            cause = self.classify(f"{label} (again)", again, count=again.summary() not in seen)
+            seen.add(again.summary())
+        self.real(label, f"no success in {1 + RECOVERY_TRIES} runs", "")
         return False
 
     def check_converged(self, label: str, recover: tuple[str, ...]) -> None:
@@ -319,9 +325,9 @@ class Cycler:
         else:
             self.real(label, finding, outcome.output)
 
-    def classify(self, label: str, outcome: Outcome) -> str | None:
+    def classify(self, label: str, outcome: Outcome, count: bool = True) -> str | None:
         cause = self.shared.faults.explains(self.name, outcome.began, outcome.ended)
-        if cause is None:
+        if cause is None and count:
             self.real(label, outcome.summary(), outcome.output)
         else:
             self.shared.tally.add("injected", f"{cause}: pulumi {label.split(' ')[0]}")
