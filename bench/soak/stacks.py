@@ -293,7 +293,7 @@ class Cycler:
         if recover[0] != "up":
             return
         for _ in range(RECOVERY_TRIES):
-            preview = self.run_command("preview", ("preview", "--expect-no-changes"))
+            preview = self.run_command("preview", ("preview", "--diff", "--expect-no-changes"))
             if preview.ok:
                 return
             if self.shared.faults.explains(self.name, preview.began, preview.ended) is None:
