@@ -125,7 +125,8 @@ class Cycler:
         if self.rng.random() < self.shared.release_chance:
             steps.append(self.released_by_operator)
         for step in steps:
-            if self.shared.stop.is_set():
+            # a moment without the hold: a lock is not fair, a waiting partner needs a gap
+            if self.shared.stop.wait(0.3):
                 break
             with self.hold:
                 if not step():
