@@ -134,3 +134,18 @@ def detach_live(uri: str, domain: str, path: str, target: str = "vdb",
     except libvirt.libvirtError as exc:
         return str(exc)
     return None
+
+
+def power_cycle(uri: str, domain: str, path: str) -> str | None:
+    """Stop a persistent guest hard and start it again: its live-only disks are gone then (the
+    operator's way out when a guest does not release a hot-unplugged disk)."""
+    try:
+        with connect(uri) as conn:
+            dom = conn.lookupByName(domain)
+            dom.destroy()
+            dom.create()
+            if path in dom.XMLDesc(0):
+                return f"{path} still in {domain}'s live definition after a power cycle"
+    except libvirt.libvirtError as exc:
+        return str(exc)
+    return None

@@ -135,8 +135,9 @@ def _soak(settings: Settings, base: str, work: Path, say: Log,
         stacks.append(stack)
     cyclers = [Cycler(s, shared, settings.seed + 10 + k, settings.overlays)
                for k, s in enumerate(stacks)]
-    for cycler in cyclers:
+    for k, cycler in enumerate(cyclers):
         cycler.partners = [c for c in cyclers if c is not cycler]
+        cycler.console = work / f"s{k}" / "console"
     injector = Injector(schedule, started, daemon, stacks, uri, pool_name, env, faults, tally,
                         say)
 

@@ -7,6 +7,7 @@ import functools
 import json
 import random
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,14 @@ from .audit import ledger_findings, lock_findings
 from .commands import Outcome, SoakStack
 from .faults import FaultLog
 from .markers import Marked, Tracker, Verdict
-from .operator_loop import attach_live, detach_live
+from .operator_loop import attach_live, detach_live, power_cycle
 from .report import Tally
 
 PROJECT = "ptdx-soak"
 MIB = 1024 * 1024
 GROW = 16 * MIB
 RECOVERY_TRIES = 4
+READY_WAIT = 60.0  # seconds a partner's guest gets to reach userspace before a hot-plug
 STALE_WINDOW = 30.0  # seconds before a command in which a daemon restart explains a lock break
 # The shared-pool program (tests/support/shared_pool.py) plus what a change may touch:
 # overlay capacities (grown in place, live under a running guest) and guest autostart.
@@ -103,6 +105,7 @@ class Cycler:
         self.owner = f"{PROJECT}/{stack.name}"
         self.shape = Shape(overlays, 0)
         self.destroyed = False  # the cycle's last step destroyed the stack already
+        self.console = Path(".")  # the directory of its guests' console logs (runner sets it)
         self.hold = threading.Lock()  # held during each step; a partner takes it to freeze us
         self.partners: list[Cycler] = []
         self.thread = threading.Thread(target=self.run, name=self.name, daemon=True)
@@ -219,10 +222,21 @@ class Cycler:
         for partner in self.rng.sample(self.partners, len(self.partners)):
             if not partner.hold.acquire(timeout=self.rng.uniform(10, 30)):
                 continue
-            if partner.guest_running():
+            if partner.guest_running() and partner.guest_ready():
                 return partner
             partner.hold.release()
         return None
+
+    def guest_ready(self, timeout: float = READY_WAIT) -> bool:
+        """The guest reached userspace (its console log, truncated at each start, says so):
+        before that it would not answer a hot-unplug."""
+        log = self.console / "td-0.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if log.exists() and tg.USERSPACE_MARKER in log.read_text(errors="replace"):
+                return True
+            time.sleep(0.5)
+        return False
 
     def guest_running(self) -> bool:
         try:
@@ -261,9 +275,14 @@ class Cycler:
         self.report_lost(self.shared.tracker.verify_all(holder), f"{guest} runs on it")
         why_not = detach_live(self.shared.uri, guest, path)
         tally.add("operations", "libvirt detach-disk --live")
+        if why_not is not None:  # the guest did not release it: the operator restarts it
+            self.shared.say(f"{self.name}: unplug from {guest} not done ({why_not}); the "
+                            "operator power-cycles that guest")
+            why_not = power_cycle(self.shared.uri, guest, path)
+            tally.add("operations", "libvirt power-cycle (guest kept an unplugged disk)")
         self.shared.tracker.release(holder)
         if why_not is not None:
-            self.real("detach", f"unplug of {disk} from {guest} failed: {why_not}", "")
+            self.real("detach", f"{disk} still in {guest}: {why_not}", "")
         self.destroyed = self.destroy()
         return False  # the cycle ends: the stack is destroyed
 
