@@ -13,6 +13,8 @@ import re
 import socket
 from pathlib import Path
 
+import libvirt
+
 from tdx_provider import ledger
 
 BROKE = re.compile(r"broke a stale lock held by (.+?) pid (\d+) on (\S+)")
@@ -52,3 +54,9 @@ def ledger_findings(entries: dict[str, ledger.Entry], wanted: dict[str, str]) ->
         elif entry.released:
             found.append(f"ledger records {name} as released")
     return found
+
+
+def volume_names(pool: libvirt.virStoragePool) -> list[str]:
+    """The pool's volumes in one call. (``listVolumes()`` is two calls, a count and then that
+    many names: a volume created in between leaves out an existing one.)"""
+    return [vol.name() for vol in pool.listAllVolumes(0)]

@@ -24,6 +24,7 @@ from tests.support.cleanup import remove_pool
 from tests.support.private_libvirtd import PrivateLibvirtd
 from tests.support.runs import run_id
 
+from .audit import volume_names
 from .commands import SoakStack
 from .daemons import private_daemon
 from .faults import FaultLog, Injector, plan
@@ -215,7 +216,7 @@ def _leftovers(uri: str, pool_name: str, pool_path: Path, stacks: list[SoakStack
                 tally.note("left", f"pool {other.name()}")
         found = conn.storagePoolLookupByName(pool_name)
         retry.transient(lambda: found.refresh(0))
-        for name in found.listVolumes():
+        for name in volume_names(found):
             if name != ledger.LEDGER_VOLUME:
                 tally.note("left", f"volume {name}")
         for name in ledger.read(found):

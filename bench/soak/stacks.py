@@ -19,7 +19,7 @@ from tdx_provider import ledger, retry
 from tdx_provider.connection import connect
 from tests.support import guest as tg
 
-from .audit import ledger_findings, lock_findings
+from .audit import ledger_findings, lock_findings, volume_names
 from .commands import Outcome, SoakStack
 from .faults import FaultLog
 from .markers import Marked, Tracker, Verdict
@@ -408,7 +408,7 @@ class Cycler:
             with connect(self.shared.uri) as conn:
                 pool = conn.storagePoolLookupByName(self.shared.pool_name)
                 retry.transient(lambda: pool.refresh(0))
-                volumes = {v for v in pool.listVolumes() if v.startswith(self.name + "-")}
+                volumes = {v for v in volume_names(pool) if v.startswith(self.name + "-")}
                 running = {d.name() for d in conn.listAllDomains(
                     libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name().startswith(self.name)}
                 return volumes, running, ledger.read(pool)
@@ -423,7 +423,7 @@ class Cycler:
             with connect(self.shared.uri) as conn:
                 pool = conn.storagePoolLookupByName(self.shared.pool_name)
                 retry.transient(lambda: pool.refresh(0))
-                left = [v for v in pool.listVolumes() if v.startswith(self.name + "-")]
+                left = [v for v in volume_names(pool) if v.startswith(self.name + "-")]
                 left += [d.name() for d in conn.listAllDomains(0)
                          if d.name().startswith(self.name)]
                 return sorted(left)
