@@ -300,7 +300,7 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
                   dry_run: bool) -> list[Row]:
     name = pool.name()
     entries = ledger.read(pool)
-    present = set(pool.listVolumes())
+    present = set(pools.volume_names(pool))
     rows = []
     for vol_name, entry in sorted(entries.items()):
         if entry.kind != "overlay" or vol_name not in present:

@@ -376,11 +376,14 @@ class _Heartbeat:
             try:
                 # A waiter broke our lock (we looked dead): the volume of that name is someone
                 # else's now, and writing our record into it would hand their lock to us.
+                # (No volume at all: broken, or pool.delete ended the lock itself.)
                 found = _read(self._pool, LOCK_VOLUME)
+                if found is None:
+                    return
                 if _token(found) != self._holder.token:
                     log.warning("pool %s: our lock was broken as stale while we held it (now "
-                                "%s); no longer exclusive", self._pool.name(),
-                                "free" if found is None else f"held by {describe(found)}")
+                                "held by %s); no longer exclusive", self._pool.name(),
+                                describe(found))
                     return
                 _write(self._pool, self._vol, holder)
             except libvirt.libvirtError as exc:  # a waiter will judge; keep trying

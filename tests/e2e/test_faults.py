@@ -319,7 +319,7 @@ def restart_when(daemon: PrivateLibvirtd, ready: Callable[[libvirt.virConnect], 
 def volumes_under(prefix: str, kind: str) -> Callable[[libvirt.virConnect], bool]:
     def ready(conn: libvirt.virConnect) -> bool:
         lib_pool = conn.storagePoolLookupByName(prefix)
-        return any(v.startswith(f"{prefix}-{kind}") for v in lib_pool.listVolumes())
+        return any(v.startswith(f"{prefix}-{kind}") for v in pool.volume_names(lib_pool))
     return ready
 
 

@@ -59,7 +59,7 @@ def volumes(uri: str, pool_name: str) -> list[str]:
     with connect(uri) as conn:
         found = conn.storagePoolLookupByName(pool_name)
         found.refresh(0)
-        return sorted(found.listVolumes())
+        return pool.volume_names(found)
 
 
 def test_a_socket_uri_counts_as_remote() -> None:
@@ -296,7 +296,7 @@ def test_waiters_that_saw_an_empty_record_never_break_the_next_live_holder(
     with connect(qemu_uri) as conn:  # the first holder's lock volume exists, still empty
         found = conn.storagePoolLookupByName(shared_pool)
         deadline = time.monotonic() + 30
-        while exclusion.LOCK_VOLUME not in found.listVolumes():
+        while exclusion.LOCK_VOLUME not in pool.volume_names(found):
             assert time.monotonic() < deadline
             time.sleep(0.005)
     for proc in waiters:
@@ -307,3 +307,23 @@ def test_waiters_that_saw_an_empty_record_never_break_the_next_live_holder(
     with connect(qemu_uri) as conn:
         entries = ledger.read(conn.storagePoolLookupByName(shared_pool))
     assert sorted(entries) == ["first", "waiter0", "waiter1"]
+
+
+def test_a_holder_whose_lock_was_broken_never_writes_into_or_deletes_the_next_lock(
+    qemu_uri: str, shared_pool: str
+) -> None:
+    """A waiter judged a holder dead (it stalled), broke its lock and took the pool. The old
+    holder, running again, must not heartbeat its record into the new holder's lock volume
+    (same name), nor delete that lock at its release: it once did both, letting a third writer
+    in."""
+    proc = holder(qemu_uri, shared_pool, seconds=2.0, stale=1.0)  # heartbeats every 0.25 s
+    with connect(qemu_uri) as conn:
+        found = conn.storagePoolLookupByName(shared_pool)
+        exclusion._delete(found, exclusion.LOCK_VOLUME)  # broken, as a waiter breaks it
+        vol, _unlisted = exclusion._try_create(found, exclusion.LOCK_VOLUME)
+        assert vol is not None
+        me = exclusion.Holder.me()
+        exclusion._write(found, vol, me)
+        assert proc.wait(timeout=30) == 0  # it beat several times, then released
+        assert exclusion._token(exclusion._read(found, exclusion.LOCK_VOLUME)) == me.token
+        exclusion._delete(found, exclusion.LOCK_VOLUME)

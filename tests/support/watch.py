@@ -16,7 +16,7 @@ from types import TracebackType
 import libvirt
 
 from tdx_provider import events
-from tdx_provider.connection import is_no_such
+from tdx_provider.connection import connect, is_no_such
 
 
 class DomainsDefined:
@@ -67,8 +67,6 @@ class DomainsDefined:
 
 def defined_and_running(uri: str, names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(defined, running) among ``names``, asked by name (no listing of the host's domains)."""
-    from tdx_provider.connection import connect
-
     defined, running = [], []
     with connect(uri) as conn:
         for name in sorted(names):
