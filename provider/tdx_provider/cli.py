@@ -21,7 +21,6 @@ Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -436,7 +435,7 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     """The provider's graceful teardown of one domain, on a connection of this thread."""
     row: Row = {"name": doomed.name, "owner": str(doomed.owner) if doomed.owner else None,
                 "timeout": doomed.timeout, "result": "failed", "seconds": None, "error": None,
-                "overlay_used_by": []}
+                "overlay_kept": None}
     try:
         with connect(uri) as conn:
             dom = domain.lookup(conn, doomed.name)
@@ -447,7 +446,7 @@ def teardown(uri: str, doomed: Doomed) -> Row:
         return row
     row["seconds"] = round(result.seconds, 1)
     if result.existed and doomed.owner is not None and doomed.overlay:
-        row["overlay_used_by"] = release_overlay(uri, doomed.overlay, doomed.name)
+        row["overlay_kept"] = release_overlay(uri, doomed.overlay, doomed.name)
     if not result.existed:
         row["result"] = "gone"
     elif not was_running:
@@ -457,21 +456,27 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     return row
 
 
-def release_overlay(uri: str, path: str, deleted: str) -> list[str]:
+def release_overlay(uri: str, path: str, deleted: str) -> str | None:
     """Mark the overlay of the domain ``deleted``, which ``delete`` removed, as given up by its
-    stack, so that ``pool-cleanup`` may remove it. While another domain uses it (persistent or
-    live definition, as a disk or in a backing chain) it stays declared instead: the names of
-    those domains are returned. Gone already (its stack deleted it) is fine."""
-    with contextlib.suppress(libvirt.libvirtError, TdxError), connect(uri) as conn:
-        vol = conn.storageVolLookupByPath(path)
-        pool_name = vol.storagePoolLookupByVolume().name()
-        users = [d.name for d in disk_users.users(conn, path, (pool_name, vol.name()))
-                 if d.name != deleted]
-        if users:
-            return users
-        with exclusion.pool_lock(conn, pool_name) as pool:
-            ledger.release(pool, vol.name())
-    return []
+    stack, so that ``pool-cleanup`` may remove it; None when done or already gone (its stack
+    deleted it). While another domain uses it (persistent or live definition, as a disk or in
+    a backing chain), or when that check or the release fails, it stays declared: the reason."""
+    try:
+        with connect(uri) as conn:
+            try:
+                vol = conn.storageVolLookupByPath(path)
+                pool_name = vol.storagePoolLookupByVolume().name()
+            except libvirt.libvirtError:
+                return None  # gone
+            users = [d.name for d in disk_users.users(conn, path, (pool_name, vol.name()))
+                     if d.name != deleted]
+            if users:
+                return f"used by domain(s) {', '.join(users)}"
+            with exclusion.pool_lock(conn, pool_name) as pool:
+                ledger.release(pool, vol.name())
+    except (libvirt.libvirtError, TdxError) as exc:
+        return f"could not check its users or release it: {exc}"
+    return None
 
 
 def describe_teardown(row: Row) -> str:
@@ -493,11 +498,8 @@ def _describe_outcome(row: Row) -> str:
 
 
 def _describe_overlay(row: Row) -> str:
-    users = row.get("overlay_used_by")
-    if not users:
-        return ""
-    return (f"; its overlay is not released: used by domain(s) {', '.join(users)} "
-            "(it stays declared by its stack)")
+    why = row.get("overlay_kept")
+    return f"; its overlay is not released: {why} (it stays declared by its stack)" if why else ""
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

@@ -286,6 +286,23 @@ def test_growing_an_overlay_a_running_guest_has_plugged_live_resizes_it_through_
     assert (after.capacity, capacity) == (before.capacity * 2, before.capacity * 2)
 
 
+def test_growing_an_overlay_under_a_live_disk_of_a_running_guest_is_refused_naming_it(
+    host: Host, conn: libvirt.virConnect,
+) -> None:
+    """QEMU holds a backing layer open read-only: no resize of it while the guest runs."""
+    path = _overlay(conn, host, "layer")
+    on_top = host.directory / "on-top.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", path,
+                    str(on_top)], check=True, timeout=60)
+    before = volume.read(conn, host.pool, "layer")
+    assert before is not None
+    refused = rf"backing chain of a disk of running domain\(s\) {host.guest};"
+    with plugged(host, str(on_top)), pytest.raises(InUseError, match=refused):
+        volume.grow(conn, host.pool, "layer", before.capacity * 2)
+    after = volume.read(conn, host.pool, "layer")
+    assert after is not None and after.capacity == before.capacity
+
+
 def test_an_unfinished_import_a_running_guest_has_plugged_live_is_not_discarded(
     host: Host, conn: libvirt.virConnect, guest: tg.TestGuest,
 ) -> None:
