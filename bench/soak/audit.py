@@ -15,7 +15,7 @@ from pathlib import Path
 
 import libvirt
 
-from tdx_provider import ledger
+from tdx_provider.ledger import Entry
 
 BROKE = re.compile(r"broke a stale lock held by (.+?) pid (\d+) on (\S+)")
 LOST = "our lock was broken as stale while we held it"
@@ -42,7 +42,7 @@ def lock_findings(output: str) -> list[str]:
     return found
 
 
-def ledger_findings(entries: dict[str, ledger.Entry], wanted: dict[str, str]) -> list[str]:
+def ledger_findings(entries: dict[str, Entry], wanted: dict[str, str]) -> list[str]:
     """``wanted``: volume -> owner. Missing, foreign or released records."""
     found = []
     for name, owner in sorted(wanted.items()):
