@@ -347,8 +347,11 @@ class Cycler:
 
     def classify(self, label: str, outcome: Outcome, count: bool = True) -> str | None:
         cause = self.shared.faults.explains(self.name, outcome.began, outcome.ended)
-        if cause is None and count:
-            self.real(label, outcome.summary(), outcome.output)
+        if cause is None:
+            if count:
+                self.real(label, outcome.summary(), outcome.output)
+            else:
+                self.shared.say(f"{self.name}: {label}: the same failure again")
         else:
             self.shared.tally.add("injected", f"{cause}: pulumi {label.split(' ')[0]}")
         return cause
