@@ -15,6 +15,7 @@ import libvirt
 
 from tdx_provider.cli import DECLARED
 from tdx_provider.connection import connect
+from tdx_provider.errors import TdxError
 
 from .audit import lock_findings
 from .commands import Outcome, tdxctl
@@ -114,7 +115,7 @@ def attach_live(uri: str, domain: str, path: str, target: str = "vdb") -> str | 
         with connect(uri) as conn:
             conn.lookupByName(domain).attachDeviceFlags(_disk_xml(path, target),
                                                         libvirt.VIR_DOMAIN_AFFECT_LIVE)
-    except libvirt.libvirtError as exc:
+    except (libvirt.libvirtError, TdxError) as exc:
         return str(exc)
     return None
 
@@ -131,7 +132,7 @@ def detach_live(uri: str, domain: str, path: str, target: str = "vdb",
                 if time.monotonic() > deadline:
                     return f"{path} still in {domain}'s live definition after {timeout:.0f} s"
                 time.sleep(0.2)
-    except libvirt.libvirtError as exc:
+    except (libvirt.libvirtError, TdxError) as exc:
         return str(exc)
     return None
 
@@ -146,6 +147,6 @@ def power_cycle(uri: str, domain: str, path: str) -> str | None:
             dom.create()
             if path in dom.XMLDesc(0):
                 return f"{path} still in {domain}'s live definition after a power cycle"
-    except libvirt.libvirtError as exc:
+    except (libvirt.libvirtError, TdxError) as exc:
         return str(exc)
     return None

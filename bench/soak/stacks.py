@@ -17,6 +17,7 @@ import libvirt
 
 from tdx_provider import ledger, retry
 from tdx_provider.connection import connect
+from tdx_provider.errors import TdxError
 from tests.support import guest as tg
 
 from .audit import ledger_findings, lock_findings, volume_names
@@ -30,6 +31,7 @@ PROJECT = "ptdx-soak"
 MIB = 1024 * 1024
 GROW = 16 * MIB
 RECOVERY_TRIES = 4
+MAX_CRASHES = 3  # cycles of one stack that may crash before it stops cycling
 READY_WAIT = 60.0  # seconds a partner's guest gets to reach userspace before a hot-plug
 STALE_WINDOW = 30.0  # seconds before a command in which a daemon restart explains a lock break
 # The shared-pool program (tests/support/shared_pool.py) plus what a change may touch:
@@ -113,11 +115,16 @@ class Cycler:
     # --- the cycle ------------------------------------------------------------------------
 
     def run(self) -> None:
-        try:
-            while not self.shared.stop.is_set():
+        crashes = 0
+        while not self.shared.stop.is_set():
+            try:
                 self.cycle()
-        except Exception as exc:  # a soak bug or a broken CLI: a failure to show, not hide
-            self.real("cycle", f"the cycler stopped: {exc!r}"[:160], traceback.format_exc())
+            except Exception as exc:  # a soak bug or a broken CLI: a failure to show, not hide
+                crashes += 1
+                self.real("cycle", f"a cycle crashed: {exc!r}"[:160], traceback.format_exc())
+                if crashes >= MAX_CRASHES:
+                    return
+                self.shared.stop.wait(5)
 
     def cycle(self) -> None:
         self.set_shape(Shape(self.overlays, self.rng.choice((0, 1)), [0] * self.overlays))
@@ -243,7 +250,7 @@ class Cycler:
             with connect(self.shared.uri) as conn:
                 dom = conn.lookupByName(f"{self.name}-td-0")
                 return bool(dom.isActive() and dom.isPersistent())
-        except libvirt.libvirtError:
+        except (libvirt.libvirtError, TdxError):
             return False
 
     def live_elsewhere(self, partner: Cycler) -> bool:
@@ -415,7 +422,7 @@ class Cycler:
                 running = {d.name() for d in conn.listAllDomains(
                     libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name().startswith(self.name)}
                 return volumes, running, ledger.read(pool)
-        except libvirt.libvirtError as exc:
+        except (libvirt.libvirtError, TdxError) as exc:
             self.shared.say(f"{self.name}: listing failed: {exc}")
             return set(self.overlay_paths()), {f"{self.name}-td-{i}"
                                                for i in range(self.shape.domains)}, None
@@ -430,6 +437,6 @@ class Cycler:
                 left += [d.name() for d in conn.listAllDomains(0)
                          if d.name().startswith(self.name)]
                 return sorted(left)
-        except libvirt.libvirtError as exc:  # a daemon restart: the final check tells
+        except (libvirt.libvirtError, TdxError) as exc:  # a daemon restart: the final check tells
             self.shared.say(f"{self.name}: holdings not read: {exc}")
             return []
