@@ -73,7 +73,15 @@ fi
 
 # A cloud-init NoCloud seed: found by its label, as cloud-init finds it. Show what cloud-init would
 # apply from it: the instance-id, the host name (set here too) and every SSH public key it declares.
-seed=$(findfs LABEL=cidata 2>/dev/null || true)
+# busybox's findfs knows no ISO 9660, so the label is read from the primary volume descriptor.
+iso_label() {
+  [ "$(dd if="$1" bs=1 skip=32769 count=5 2>/dev/null)" = CD001 ] || return 0
+  dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | tr -d ' '
+}
+seed=""
+for dev in /dev/vd?; do
+  if [ -b "$dev" ] && [ "$(iso_label "$dev")" = cidata ]; then seed=$dev; break; fi
+done
 if [ -n "$seed" ]; then
   mkdir -p /run/cidata
   if mount -t iso9660 -o ro "$seed" /run/cidata; then
