@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
@@ -54,7 +54,7 @@ class Seed:
     users: tuple[User, ...] = ()
     ssh_authorized_keys: tuple[str, ...] = ()
     user_data: str | None = None
-    network_config: str | None = None  # YAML text
+    network_config: dict[str, Any] | str | None = None  # a mapping, or YAML text as given
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def seed_from(inputs: Mapping[str, Any]) -> Seed:
                     for u in inputs.get("users") or ()),
         ssh_authorized_keys=tuple(inputs.get("ssh_authorized_keys") or ()),
         user_data=inputs.get("user_data"),
-        network_config=_dump(network) if isinstance(network, dict) else network,
+        network_config=network,
     )
 
 
@@ -281,9 +281,10 @@ def render_user_data(seed: Seed) -> str:
 
 
 def instance_id(seed: Seed) -> str:
-    """A digest of what the seed tells the guest: it changes exactly when the seed does."""
-    canonical = json.dumps({"user-data": render_user_data(seed), "local-hostname": seed.hostname,
-                            "network-config": seed.network_config}, sort_keys=True)
+    """A digest of what the seed declares: it changes exactly when a declared value does. It is
+    taken over the declared values, not the rendered files, so that a new version of the YAML
+    writer (or of our rendering) does not make every seed a new instance."""
+    canonical = json.dumps({"format": 1, **asdict(seed)}, sort_keys=True)
     return INSTANCE_ID_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
@@ -293,6 +294,8 @@ def render(seed: Seed) -> SeedFiles:
     if seed.hostname:
         meta["local-hostname"] = seed.hostname
     files = {"user-data": render_user_data(seed).encode(), "meta-data": _dump(meta).encode()}
-    if seed.network_config is not None:
-        files["network-config"] = seed.network_config.encode()
+    network = seed.network_config
+    if network is not None:
+        files["network-config"] = (_dump(network) if isinstance(network, dict)
+                                   else network).encode()
     return SeedFiles(iid, files)

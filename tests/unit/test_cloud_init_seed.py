@@ -75,6 +75,12 @@ def test_seed_image_read_back_holds_the_declared_files(keys: dict[str, str]) -> 
     assert yaml.safe_load(seed_image.read(image)["network-config"]) == NETWORK
 
 
+def test_network_config_given_as_a_mapping_is_written_as_yaml(keys: dict[str, str]) -> None:
+    files = cloud_init.render(declared(keys, network_config=NETWORK))
+    image = seed_image.build(files.files)
+    assert yaml.safe_load(seed_image.read(image)["network-config"]) == NETWORK
+
+
 def test_seed_without_network_config_has_no_such_file(keys: dict[str, str]) -> None:
     files = cloud_init.render(declared(keys, network_config=None, hostname=None))
     image = seed_image.build(files.files)
