@@ -35,9 +35,15 @@ func serve(host string, args []string, env []string) int {
 		fail("%v", err)
 	}
 	// The CLI interrupts the whole process group when it is done; the host gets that SIGINT
-	// itself, and the launcher stays until the host has exited.
+	// itself, and the launcher stays until the host has exited. A SIGINT ignored by our parent
+	// stays ignored, for the host too, exactly as when the launcher exec'd it (handling it here
+	// would reset it for the host: docs/automation.md pins what an ignored SIGINT costs).
+	watched := []os.Signal{syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGINT) {
+		watched = append(watched, syscall.SIGINT)
+	}
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(signals, watched...)
 	if err := cmd.Start(); err != nil {
 		fail("cannot run %s: %v", host, err)
 	}
