@@ -247,3 +247,37 @@ def test_a_firmware_change_that_moves_the_mrtd_fails_with_old_and_new_values(
     td_violation(drifted, "td-expected-mrtd", ": mrtd drifted from the pinned value",
                  f"pinned_mrtd['td'] is {firmware_a[1]}", f"this preview computes {mrtd_b}",
                  f"from firmware '{firmware_b}'")
+
+
+UP_PROGRAM = """
+import json
+from pulumi_tdx import TrustDomain
+
+o = json.load(open("options.json"))
+TrustDomain("vm", overlay=o["work"] + "/vm-disk.qcow2", name=o["prefix"] + "-vm",
+            memory_mib=256, vcpus=1, tdx=False, domain_type="qemu", vsock=False, network=None)
+"""
+
+
+def test_up_stops_a_violating_resource_before_it_is_created(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path
+) -> None:
+    import libvirt
+
+    from tdx_provider.connection import connect
+
+    stack = make_stack(UP_PROGRAM)
+    (stack.project_dir / "options.json").write_text(
+        json.dumps({"prefix": e2e_id, "work": str(work_dir)}))
+    result = stack.run("up", "--yes", "--skip-preview", "--policy-pack", str(POLICY_DIR),
+                       check=False)
+    assert result.returncode != 0, result.output
+    assert [(v.level, v.policy) for v in violations(result.output)] == [
+        ("mandatory", "td-not-a-regular-vm")], result.output
+    # the engine never asked the provider to create it (without the pack, this up gets to
+    # the provider, whose start fails on the missing disk: "TrustDomain 'vm': create failed")
+    assert "TrustDomain vm creating" not in result.output, result.output
+    assert "create failed" not in result.output, result.output
+    assert not [r for r in stack.resources() if r["type"].endswith(":TrustDomain")]
+    with connect("qemu:///system") as conn, pytest.raises(libvirt.libvirtError):
+        conn.lookupByName(f"{e2e_id}-vm")
