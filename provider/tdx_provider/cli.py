@@ -94,7 +94,7 @@ def _fail(message: str) -> None:
 
 LIST_COLUMNS: tuple[tables.Column, ...] = (
     ("name", "NAME"), ("state", "STATE"), ("ip", "IP"), ("ssh_port", "SSH PORT"),
-    ("cid", "VSOCK CID"), ("overlay", "OVERLAY"), ("owner", "OWNER"),
+    ("cid", "VSOCK CID"), ("overlay", "OVERLAY"), ("seed", "SEED"), ("owner", "OWNER"),
 )
 
 
@@ -116,6 +116,7 @@ def domain_row(dom: libvirt.virDomain) -> Row:
         "ssh_port": _probe(lambda: introspect.live_ssh_port(dom)) if active and instance else None,
         "cid": _probe(lambda: introspect.live_cid(dom)) if active else None,
         "overlay": instance.overlay if instance else None,
+        "seed": instance.seed if instance else None,
         "owner": str(instance.owner) if instance else None,
     }
 
@@ -272,7 +273,8 @@ DECLARED = ("declared by its stack; `tdxctl pool-cleanup --owner PROJECT/STACK` 
 
 def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
                  dry_run: bool, owner: str | None = None) -> list[Row]:
-    """Remove (or, dry, name) the orphaned overlays of the pool.
+    """Remove (or, dry, name) the orphaned overlays of the pool (and cloud-init seeds, by the
+    same rules).
 
     An overlay is orphaned when the ledger lists it as ours, no domain (running or defined)
     uses it, no volume is backed by it, and its stack gave it up: ``tdxctl delete`` released
@@ -309,7 +311,7 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     present = set(pool.listVolumes())
     rows = []
     for vol_name, entry in sorted(entries.items()):
-        if entry.kind != "overlay" or vol_name not in present:
+        if entry.kind not in ledger.RELEASABLE or vol_name not in present:
             continue
         vol = volume.lookup(pool, vol_name)
         if vol is None or os.path.normpath(vol.path()) in used[0] or (name, vol_name) in used[1]:
@@ -389,6 +391,7 @@ class Doomed:
     owner: Owner | None
     timeout: int
     overlay: str | None = None
+    seed: str | None = None
 
 
 def owner_matches(owner: Owner, pattern: str) -> bool:
@@ -404,7 +407,7 @@ def _doomed(dom: libvirt.virDomain, instance: domain.Instance | None,
         timeout = own if own is not None else DEFAULT_SHUTDOWN_TIMEOUT
     if instance is None:
         return Doomed(dom.name(), None, timeout)
-    return Doomed(dom.name(), instance.owner, timeout, instance.overlay)
+    return Doomed(dom.name(), instance.owner, timeout, instance.overlay, instance.seed)
 
 
 def select_for_delete(conn: libvirt.virConnect, args: argparse.Namespace) -> tuple[
@@ -447,6 +450,8 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     row["seconds"] = round(result.seconds, 1)
     if result.existed and doomed.owner is not None and doomed.overlay:
         release_overlay(uri, doomed.overlay)
+    if result.existed and doomed.owner is not None and doomed.seed:
+        release_overlay(uri, doomed.seed)  # its cloud-init seed is given up the same way
     if not result.existed:
         row["result"] = "gone"
     elif not was_running:
@@ -457,8 +462,8 @@ def teardown(uri: str, doomed: Doomed) -> Row:
 
 
 def release_overlay(uri: str, path: str) -> None:
-    """Mark the overlay of a domain ``delete`` removed as given up by its stack, so that
-    ``pool-cleanup`` may remove it. Gone already (its stack deleted it) is fine."""
+    """Mark the overlay (or cloud-init seed) of a domain ``delete`` removed as given up by its
+    stack, so that ``pool-cleanup`` may remove it. Gone already (its stack deleted it) is fine."""
     with contextlib.suppress(libvirt.libvirtError, TdxError), connect(uri) as conn:
         vol = conn.storageVolLookupByPath(path)
         pool_name = vol.storagePoolLookupByVolume().name()
