@@ -21,8 +21,6 @@ Any other command runs ``virsh -c URI ...`` (as tdvirsh did).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -189,8 +187,8 @@ def volume_row(conn: libvirt.virConnect, pool_name: str, vol: libvirt.virStorage
     if info is None:
         return None
     entry = entries.get(info.name) if entries else None
-    users = None if domains is None else [
-        d for d in domains if d.uses(info.path, (pool_name, info.name))]
+    users = None if domains is None else [  # as a disk's source (BACKING shows the chains)
+        d for d in domains if d.names(info.path, (pool_name, info.name))]
     return {
         "name": info.name,
         "kind": _kind(info.name, entries),
@@ -276,8 +274,9 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     """Remove (or, dry, name) the orphaned overlays of the pool (and cloud-init seeds, by the
     same rules).
 
-    An overlay is orphaned when the ledger lists it as ours, no domain (running or defined)
-    uses it, no volume is backed by it, and its stack gave it up: ``tdxctl delete`` released
+    An overlay is orphaned when the ledger lists it as ours, no domain uses it (running or
+    defined; persistent or live definition; as a disk or in a backing chain), no volume is
+    backed by it, and its stack gave it up: ``tdxctl delete`` released
     it with the domain that used it, or ``owner`` (``PROJECT[/STACK[/RESOURCE]]``) says that
     stack is gone. Anything else a stack declares is kept, even without a domain: a spare
     disk, or an overlay whose domain ``pulumi up`` has not made yet. Base images and volumes
@@ -288,7 +287,7 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     overlay.
     """
     name = pool.name()
-    used = _disks_in_use(conn)  # outside the lock: no writer of the pool waits for it
+    used = disk_users.scan(conn)  # outside the lock: no writer of the pool waits for it
     if dry_run:
         pools.read(conn, name)
         return _cleanup_rows(conn, pool, used, owner, dry_run=True)
@@ -297,15 +296,9 @@ def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
         return _cleanup_rows(conn, locked, used, owner, dry_run=False)
 
 
-def _disks_in_use(conn: libvirt.virConnect) -> tuple[set[str], set[disk_users.VolumeRef]]:
-    """Every file and libvirt volume some domain names as a disk."""
-    domains = disk_users.scan(conn)
-    return ({p for d in domains for p in d.disks}, {v for d in domains for v in d.volumes})
-
-
 def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
-                  used: tuple[set[str], set[disk_users.VolumeRef]],
-                  owner: str | None, dry_run: bool) -> list[Row]:
+                  used: list[disk_users.DomainDisks], owner: str | None,
+                  dry_run: bool) -> list[Row]:
     name = pool.name()
     entries = ledger.read(pool)
     present = set(pool.listVolumes())
@@ -314,10 +307,16 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
         if entry.kind not in ledger.RELEASABLE or vol_name not in present:
             continue
         vol = volume.lookup(pool, vol_name)
-        if vol is None or os.path.normpath(vol.path()) in used[0] or (name, vol_name) in used[1]:
+        if vol is None:
             continue
         given_up = entry.released or (
             owner is not None and owner_matches(Owner.parse(entry.owner), owner))
+        users = sorted(d.name for d in used if d.uses(vol.path(), (name, vol_name)))
+        if users:  # in use: a given-up one is listed, so the operator sees why it stays
+            if given_up:
+                rows.append(_orphan_row(name, vol_name, entry, "kept",
+                                        f"used by domain(s) {', '.join(users)}"))
+            continue
         if not given_up:
             rows.append(_orphan_row(name, vol_name, entry, "kept", DECLARED))
             continue
@@ -438,7 +437,8 @@ def select_for_delete(conn: libvirt.virConnect, args: argparse.Namespace) -> tup
 def teardown(uri: str, doomed: Doomed) -> Row:
     """The provider's graceful teardown of one domain, on a connection of this thread."""
     row: Row = {"name": doomed.name, "owner": str(doomed.owner) if doomed.owner else None,
-                "timeout": doomed.timeout, "result": "failed", "seconds": None, "error": None}
+                "timeout": doomed.timeout, "result": "failed", "seconds": None, "error": None,
+                "overlay_kept": None, "seed_kept": None}
     try:
         with connect(uri) as conn:
             dom = domain.lookup(conn, doomed.name)
@@ -449,9 +449,10 @@ def teardown(uri: str, doomed: Doomed) -> Row:
         return row
     row["seconds"] = round(result.seconds, 1)
     if result.existed and doomed.owner is not None and doomed.overlay:
-        release_overlay(uri, doomed.overlay)
+        row["overlay_kept"] = release_overlay(uri, doomed.overlay, doomed.name)
     if result.existed and doomed.owner is not None and doomed.seed:
-        release_overlay(uri, doomed.seed)  # its cloud-init seed is given up the same way
+        # its cloud-init seed is given up the same way
+        row["seed_kept"] = release_overlay(uri, doomed.seed, doomed.name)
     if not result.existed:
         row["result"] = "gone"
     elif not was_running:
@@ -461,17 +462,35 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     return row
 
 
-def release_overlay(uri: str, path: str) -> None:
-    """Mark the overlay (or cloud-init seed) of a domain ``delete`` removed as given up by its
-    stack, so that ``pool-cleanup`` may remove it. Gone already (its stack deleted it) is fine."""
-    with contextlib.suppress(libvirt.libvirtError, TdxError), connect(uri) as conn:
-        vol = conn.storageVolLookupByPath(path)
-        pool_name = vol.storagePoolLookupByVolume().name()
-        with exclusion.pool_lock(conn, pool_name) as pool:
-            ledger.release(pool, vol.name())
+def release_overlay(uri: str, path: str, deleted: str) -> str | None:
+    """Mark the overlay (or cloud-init seed) of the domain ``deleted``, which ``delete``
+    removed, as given up by its stack, so that ``pool-cleanup`` may remove it; None when done
+    or already gone (its stack deleted it). While another domain uses it (persistent or live
+    definition, as a disk or in a backing chain), or when that check or the release fails, it
+    stays declared: the reason."""
+    try:
+        with connect(uri) as conn:
+            try:
+                vol = conn.storageVolLookupByPath(path)
+                pool_name = vol.storagePoolLookupByVolume().name()
+            except libvirt.libvirtError:
+                return None  # gone
+            users = [d.name for d in disk_users.users(conn, path, (pool_name, vol.name()))
+                     if d.name != deleted]
+            if users:
+                return f"used by domain(s) {', '.join(users)}"
+            with exclusion.pool_lock(conn, pool_name) as pool:
+                ledger.release(pool, vol.name())
+    except (libvirt.libvirtError, TdxError) as exc:
+        return f"could not check its users or release it: {exc}"
+    return None
 
 
 def describe_teardown(row: Row) -> str:
+    return _describe_outcome(row) + _describe_overlay(row)
+
+
+def _describe_outcome(row: Row) -> str:
     name = row["name"]
     if row["result"] == "graceful":
         return f"{name}: stopped by ACPI after {row['seconds']:.1f} s, undefined"
@@ -483,6 +502,12 @@ def describe_teardown(row: Row) -> str:
     if row["result"] == "gone":
         return f"{name}: already gone"
     return f"{name}: FAILED: {row['error']}"
+
+
+def _describe_overlay(row: Row) -> str:
+    kept = ((what, row.get(f"{what}_kept")) for what in ("overlay", "seed"))
+    return "".join(f"; its {what} is not released: {why} (it stays declared by its stack)"
+                   for what, why in kept if why)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

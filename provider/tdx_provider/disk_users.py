@@ -2,8 +2,11 @@
 
 Why
     Before it deletes or reclaims a volume, the engine refuses while any domain names the
-    volume as a disk: ours or anyone else's, running or only defined. Reading every domain's
-    XML is the plain way to check. But every libvirt call that enumerates domains locks each
+    volume as a disk: ours or anyone else's, running or only defined, as a disk's source or
+    in its backing chain. A running domain's disks are those of its persistent definition and
+    of its live one, so a disk hot-plugged with ``--live`` alone counts, and so does every
+    layer of the backing chain that libvirt resolved for it. Reading every domain's XML is
+    the plain way to check. But every libvirt call that enumerates domains locks each
     domain object in turn: ``listAllDomains``, ``listDefinedDomains``, ``listDomainsID``, the
     counts, ``getAllDomainStats``. libvirtd holds a domain's lock for as long as QEMU takes to
     exit after its guest powers off, 1.2-2 s here on libvirt 9.0 and 12.8 alike (``make
@@ -18,12 +21,16 @@ Why
 
 How
     One :class:`DiskIndex` per process and URI knows every domain of that host: its name and the
-    disk files of its definition. One listing fills it, and libvirt's events keep it current,
-    on a connection of its own.
+    disks of its definitions. One listing fills it, and libvirt's events keep it current, on a
+    connection of its own.
 
     - **Unsettled.** An event that can add or remove a domain or change a definition's disks
       marks that domain unsettled until it has been read again: defined, undefined, started,
-      stopped, device added or removed, block job.
+      stopped, device added or removed, block job. A disk hot-plugged into a running domain
+      or unplugged from it (``attachDeviceFlags``/``detachDeviceFlags`` with
+      ``VIR_DOMAIN_AFFECT_LIVE``) sends device added or removed on libvirt 9.0 and 12.8 alike;
+      an unplugged disk leaves the live definition, and is announced, once the guest has
+      released it, so until then it still counts.
     - **Stopping.** A power-off event marks a domain as stopping until it stops, starts or
       resumes, for at most ``STOPPING_AT_MOST`` seconds. This is the window in which libvirt
       holds it. Power-off, suspend and resume do not touch a definition.
@@ -73,7 +80,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import libvirt
 from lxml import etree
@@ -93,42 +100,84 @@ VolumeRef = tuple[str, str]  # (pool, volume), as ``<disk type='volume'>`` names
 
 @dataclasses.dataclass(frozen=True)
 class DomainDisks:
-    """A domain and the disks its definition names: files (normalised paths) and libvirt
-    volumes named by pool and volume name."""
+    """A domain and the disks it names: as a disk's source, files (normalised paths) and
+    libvirt volumes named by pool and volume name (``disks``, ``volumes``); below a disk
+    (its backing chain, a block copy's target), the same kinds (``layers``,
+    ``layer_volumes``)."""
 
     uuid: str
     name: str
     disks: frozenset[str]
     volumes: frozenset[VolumeRef] = frozenset()
+    layers: frozenset[str] = frozenset()
+    layer_volumes: frozenset[VolumeRef] = frozenset()
 
     def uses(self, path: str, volume: VolumeRef | None = None) -> bool:
-        """True when it names the file ``path``, or the libvirt volume ``volume`` (which may
-        be that same file, named by pool and volume name)."""
+        """True when any disk of it reads the file ``path`` or the libvirt volume ``volume``
+        (which may be that same file, named by pool and volume name), as its source or in
+        its backing chain."""
+        return self.names(path, volume) or os.path.normpath(path) in self.layers or (
+            volume is not None and volume in self.layer_volumes)
+
+    def names(self, path: str, volume: VolumeRef | None = None) -> bool:
+        """True when ``path`` (or ``volume``) is the source of one of its disks."""
         return os.path.normpath(path) in self.disks or (volume is not None
                                                         and volume in self.volumes)
 
 
-def disks_of(xml: str) -> tuple[frozenset[str], frozenset[VolumeRef]]:
-    """The files (normalised) and libvirt volumes a domain XML names as disk sources."""
-    doc = etree.fromstring(xml)
-    files, volumes = set(), set()
-    for source in doc.iterfind("devices/disk/source"):
-        if source.get("file"):
-            files.add(os.path.normpath(source.get("file", "")))
-        elif source.get("pool") and source.get("volume"):
-            volumes.add((source.get("pool", ""), source.get("volume", "")))
-    return frozenset(files), frozenset(volumes)
+class Sources(NamedTuple):
+    """What the disks of one domain XML name (see :class:`DomainDisks`)."""
+
+    disks: frozenset[str]
+    volumes: frozenset[VolumeRef]
+    layers: frozenset[str]
+    layer_volumes: frozenset[VolumeRef]
+
+    def __or__(self, other: object) -> Sources:
+        if not isinstance(other, Sources):
+            return NotImplemented
+        return Sources(self.disks | other.disks, self.volumes | other.volumes,
+                       self.layers | other.layers, self.layer_volumes | other.layer_volumes)
+
+
+def disks_of(xml: str) -> Sources:
+    """The files (normalised) and libvirt volumes a domain XML's disks name, as their source
+    and below it (``<backingStore>``, ``<mirror>``, at any depth)."""
+    return _sources(etree.fromstring(xml))
+
+
+def _sources(doc: etree._Element) -> Sources:
+    disks: set[str] = set()
+    volumes: set[VolumeRef] = set()
+    layers: set[str] = set()
+    layer_volumes: set[VolumeRef] = set()
+    for disk in doc.iterfind("devices/disk"):
+        top = disk.find("source")
+        for source in disk.iter("source"):
+            path = source.get("file") or source.get("dev")
+            pool, volume = source.get("pool"), source.get("volume")
+            if path:
+                (disks if source is top else layers).add(os.path.normpath(path))
+            elif pool and volume:
+                (volumes if source is top else layer_volumes).add((pool, volume))
+    return Sources(frozenset(disks), frozenset(volumes), frozenset(layers),
+                   frozenset(layer_volumes))
 
 
 def read_domain(dom: libvirt.virDomain) -> DomainDisks | None:
-    """A domain's disks from its persistent definition; None when it was undefined meanwhile."""
+    """A domain's disks: those of its persistent definition and, while it runs, those of its
+    live one (a disk hot-plugged with ``--live`` alone, the backing chains libvirt resolved);
+    None when it was undefined meanwhile."""
     try:
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        current = etree.fromstring(dom.XMLDesc(0))  # live while it runs, else persistent
+        sources = _sources(current)
+        if current.get("id") is not None:  # running (libvirt gives only a live one an id)
+            sources |= disks_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     except libvirt.libvirtError as exc:
         if is_no_such(exc):
             return None
         raise
-    return DomainDisks(dom.UUIDString(), dom.name(), *disks_of(xml))
+    return DomainDisks(dom.UUIDString(), dom.name(), *sources)
 
 
 def plain_scan(conn: libvirt.virConnect) -> list[DomainDisks]:
@@ -403,13 +452,14 @@ def warm(uri: str) -> None:
 
 
 def scan(conn: libvirt.virConnect) -> list[DomainDisks]:
-    """Every domain of ``conn``'s host with the disk files its definition names."""
+    """Every domain of ``conn``'s host with the disks its definitions name."""
     index = index_for(conn.getURI())
     return plain_scan(conn) if index is None else index.scan()
 
 
 def users(conn: libvirt.virConnect, path: str, volume: VolumeRef | None = None
           ) -> list[DomainDisks]:
-    """Domains, defined or running, that name ``path`` (or the libvirt volume ``volume``,
-    ``(pool, name)``) as a disk, sorted by name."""
+    """Domains, defined or running, whose disks read ``path`` (or the libvirt volume
+    ``volume``, ``(pool, name)``), in their persistent or live definition, as a source or in
+    a backing chain; sorted by name."""
     return sorted((d for d in scan(conn) if d.uses(path, volume)), key=lambda d: d.name)

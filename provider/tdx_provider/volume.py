@@ -169,7 +169,8 @@ def _discard_unfinished(conn: libvirt.virConnect, pool_name: str,
                         vol: libvirt.virStorageVol) -> None:
     path = vol.path()
     users = disk_users.users(conn, path, (pool_name, vol.name()))
-    holders = volumes_backed_by(conn, path) + [d.name for d in users]
+    holders = volumes_backed_by(conn, path) + [_user(d, path, (pool_name, vol.name()))
+                                               for d in users]
     if holders:
         raise InUseError(f"volume {vol.name()!r} is an unfinished import but "
                          f"{', '.join(holders)} use(s) it; delete those first")
@@ -286,9 +287,14 @@ def grow(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int) -> 
                          "bytes would lose data; it is refused")
     if capacity == current.capacity:
         return current
-    users = [conn.lookupByUUIDString(d.uuid)
-             for d in disk_users.users(conn, current.path, (pool_name, name))]
-    running = [d for d in users if d.isActive()]
+    ref = (pool_name, name)
+    users = [(d, conn.lookupByUUIDString(d.uuid))
+             for d in disk_users.users(conn, current.path, ref)]
+    running = [dom for d, dom in users if d.names(current.path, ref) and dom.isActive()]
+    below = [d.name for d, dom in users if not d.names(current.path, ref) and dom.isActive()]
+    if below:  # QEMU has it open read-only under another disk: not ours to resize
+        raise InUseError(f"volume {name!r} is in the backing chain of a disk of running "
+                         f"domain(s) {', '.join(below)}; growing it is refused while they run")
     with pool_lock(conn, pool_name):
         if running:
             running[0].blockResize(current.path, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
@@ -316,18 +322,22 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
     return sorted(holders)
 
 
+def _user(domain: disk_users.DomainDisks, path: str, ref: disk_users.VolumeRef) -> str:
+    """The domain's name, saying so when it reads the volume only below another disk."""
+    return domain.name if domain.names(path, ref) else f"{domain.name} (in a backing chain)"
+
+
 def _refuse_if_used(conn: libvirt.virConnect, pool_name: str, name: str, path: str) -> None:
     users = disk_users.users(conn, path, (pool_name, name))
     if users:
-        raise InUseError(
-            f"volume {name!r} is used by domain(s) {', '.join(d.name for d in users)}"
-            "; delete those first"
-        )
+        named = ", ".join(_user(d, path, (pool_name, name)) for d in users)
+        raise InUseError(f"volume {name!r} is used by domain(s) {named}; delete those first")
 
 
 def delete(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
-    """Delete one of our volumes. Refused while a domain uses it or a volume is backed by it.
-    A volume (or pool) that is already gone is success.
+    """Delete one of our volumes. Refused while a domain uses it (in its persistent or live
+    definition, as a disk or in a disk's backing chain) or a volume is backed by it. A volume
+    (or pool) that is already gone is success.
 
     Which domains use the volume comes from :mod:`disk_users`, which does not wait for a domain
     libvirt is stopping. That check runs before the pool is locked: holding the pool would not

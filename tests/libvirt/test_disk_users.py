@@ -146,6 +146,54 @@ def test_a_volume_check_does_not_wait_for_a_domain_libvirt_is_stopping(
                             f"{bare:.3f} s: they waited for the domain libvirt was stopping")
 
 
+@contextlib.contextmanager
+def _index_saw(uri: str, dom: libvirt.virDomain, event_id: int) -> Iterator[threading.Event]:
+    """Set once this process's index has handled ``event_id`` for ``dom``: a callback on the
+    index's own connection, registered after the index's, runs after it for each event."""
+    index = disk_users.index_for(uri)
+    assert index is not None
+    seen = threading.Event()
+    conn = index._conn  # the only way to know that the index has had the event
+    callback = conn.domainEventRegisterAny(conn.lookupByUUIDString(dom.UUIDString()), event_id,
+                                           lambda *_: seen.set(), None)
+    try:
+        yield seen
+    finally:
+        conn.domainEventDeregisterAny(callback)
+
+
+def test_a_stopping_domain_keeps_its_live_only_disk_without_being_waited_for(
+    qemu_uri: str, qemu_conn: libvirt.virConnect, unique: str, disk: str, scratch_dir: Path,
+    guest: tg.TestGuest,
+) -> None:
+    """A disk hot-plugged into the guest's live definition alone is in the index's read of
+    it, so while libvirt holds the powered-off guest the check still names it, and answers
+    before a bare listing does."""
+    _boot(qemu_conn, unique, unique, disk, guest, scratch_dir / "console.log")
+    live = volume.create_overlay(qemu_conn, unique, f"{unique}-live", disk, OWNER).path
+    dom = qemu_conn.lookupByName(unique)
+    with _index_saw(qemu_uri, dom, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED) as added:
+        dom.attachDeviceFlags(
+            f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{live}'/><target dev='vdb' bus='virtio'/></disk>",
+            libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        assert added.wait(10), "libvirt announces a live hot-plug (device-added)"
+    assert live not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "live only"
+    disk_users.scan(qemu_conn)  # the index has read the guest with that disk
+
+    with _power_off_seen(qemu_uri, unique) as powered_off, connect(qemu_uri) as bystander:
+        _power_button_until_off(dom, powered_off)
+        listing, began = _held_listing(bystander)
+        users = disk_users.users(qemu_conn, live)
+        answered_first = not listing.done()
+        ours = time.monotonic() - began
+        listing.result()
+        bare = time.monotonic() - began
+    assert [d.name for d in users] == [unique]
+    assert answered_first, (f"the check took {ours:.3f} s, a bare listAllDomains {bare:.3f} s: "
+                            "it waited for the domain libvirt was stopping")
+
+
 def test_a_stopping_domain_whose_definition_changed_is_waited_for(
     qemu_uri: str, qemu_conn: libvirt.virConnect, unique: str, disk: str, scratch_dir: Path,
     guest: tg.TestGuest,

@@ -320,7 +320,8 @@ def test_pool_cleanup_keeps_an_orphaned_overlay_that_backs_another_volume(
 def test_pool_cleanup_keeps_an_orphan_a_domain_names_by_pool_and_volume(
     site: Site, orphan: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``<disk type='volume'>`` names the overlay by pool and volume name, not by path."""
+    """``<disk type='volume'>`` names the overlay by pool and volume name, not by path. Given
+    up but in use, it is listed as kept, naming the domain."""
     root = etree.fromstring(foreign_domain_xml(f"{site.prefix}-byname"))
     disk_el = etree.SubElement(root.find("devices"), "disk", type="volume", device="disk")
     etree.SubElement(disk_el, "source", pool=site.pool, volume=orphan)
@@ -331,7 +332,9 @@ def test_pool_cleanup_keeps_an_orphan_a_domain_names_by_pool_and_volume(
             code, rows = run_json(capsys, "pool-cleanup", site.pool, "--uri", site.uri)
         finally:
             domain.undefine(holder)
-    assert code == 0 and rows == []
+    assert code == 0
+    assert [(r["action"], r["volume"], r["reason"]) for r in rows] == [
+        ("kept", orphan, f"used by domain(s) {site.prefix}-byname")]
     assert orphan in pool_state(site.uri, site.pool)[0]
 
 
@@ -352,7 +355,11 @@ def test_pool_cleanup_keeps_a_declared_overlay_until_its_stack_is_named_gone(
         code, rows = run_json(capsys, "pool-cleanup", site.pool, "--owner",
                               f"{PROJECT}/{site.prefix}", "--uri", site.uri)
         assert code == 0
-        assert [(r["action"], r["volume"]) for r in rows] == [("removed", name)]
+        # that stack's overlays that its domains still use are kept, naming them
+        assert sorted((r["action"], r["volume"], r["reason"]) for r in rows) == sorted([
+            ("kept", f"{site.running}.qcow2", f"used by domain(s) {site.running}"),
+            ("kept", f"{site.defined}.qcow2", f"used by domain(s) {site.defined}"),
+            ("removed", name, None)])
         assert name not in pool_state(site.uri, site.pool)[0]
     finally:
         with connect(site.uri) as conn:

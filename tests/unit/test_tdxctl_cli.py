@@ -114,3 +114,7 @@ def test_teardown_descriptions() -> None:
         "vm: no ACPI shutdown within 60 s, forced off, undefined")
     assert cli.describe_teardown({**base, "result": "failed", "error": "boom"}) == (
         "vm: FAILED: boom")
+    assert cli.describe_teardown(
+        {**base, "result": "undefined", "overlay_kept": "used by domain(s) other"}) == (
+        "vm: was not running, undefined; its overlay is not released: used by domain(s) other "
+        "(it stays declared by its stack)")

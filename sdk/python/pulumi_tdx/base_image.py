@@ -31,7 +31,8 @@ class BaseImageArgs:
 class BaseImage(pulumi.dynamic.Resource, module=MODULE, name="BaseImage"):
     """A read-only (0644) base volume, imported through the libvirt storage API (upload stream),
     so it also works on a remote URI. Changing ``source``, ``sha256``, ``name``, ``format`` or
-    ``pool`` replaces it. Delete is refused while volumes are backed by it."""
+    ``pool`` replaces it. Delete is refused while volumes are backed by it or a domain's disk
+    reads it through its backing chain."""
 
     name: pulumi.Output[str]
     pool: pulumi.Output[str]

@@ -32,8 +32,8 @@ class OverlayArgs:
 
 class Overlay(pulumi.dynamic.Resource, module=MODULE, name="Overlay"):
     """A qcow2 overlay (mode 0600) backed by a base volume, never a copy of it. Changing
-    ``base_image``, ``name`` or ``pool`` replaces it. Delete is refused while a defined domain
-    uses it."""
+    ``base_image``, ``name`` or ``pool`` replaces it. Delete is refused while a domain, running
+    or defined, uses it (a disk hot-plugged into a running domain alone counts too)."""
 
     name: pulumi.Output[str]
     pool: pulumi.Output[str]
