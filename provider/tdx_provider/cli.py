@@ -301,7 +301,7 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
                   dry_run: bool) -> list[Row]:
     name = pool.name()
     entries = ledger.read(pool)
-    present = set(pool.listVolumes())
+    present = set(pools.volume_names(pool))
     rows = []
     for vol_name, entry in sorted(entries.items()):
         if entry.kind not in ledger.RELEASABLE or vol_name not in present:

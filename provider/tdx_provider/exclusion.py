@@ -17,12 +17,19 @@ volume libvirt has not listed yet is not overwritten). The lock is a small raw v
 - *release*: delete it, in ``finally`` (only if it still carries our token);
 - *liveness*: while held, a heartbeat thread rewrites the record every ``stale / 4`` seconds,
   so a long hold (a multi-GB base image upload) is never mistaken for a dead one;
-- *stale*: a waiter that sees the **same record** for :func:`stale_seconds` (measured on the
-  waiter's own monotonic clock, so clocks of different machines never matter) breaks it, and
-  logs a warning naming the old holder. Breaking is itself exclusive: the breaker first
-  creates :data:`BREAK_VOLUME`, re-reads the record and deletes the lock only if it is still
-  the one it judged stale. A holder that was SIGKILLed therefore delays the next writer by at
-  most the stale time (``PULUMI_TDX_LOCK_STALE_SECONDS``, default 120 s).
+- *stale*: a waiter that sees the **same record on every look** for :func:`stale_seconds`
+  (measured on the waiter's own monotonic clock, so clocks of different machines never
+  matter) breaks it, and logs a warning naming the old holder. Any change (another record,
+  or no lock volume) starts that clock again. The lock volume is created empty and its
+  record is written a moment later, so every holder's lock reads empty at first: an empty
+  record is stale only when it stays empty for the whole stale time (its creator died before
+  writing), never because an earlier holder's empty record was seen long ago
+  (docs/reliability.md, "The vanished overlay"). Breaking is itself exclusive: the breaker
+  first creates :data:`BREAK_VOLUME`, re-reads the record and deletes the lock only if it is
+  still the one it judged stale. A holder that was SIGKILLed therefore delays the next writer
+  by at most the stale time (``PULUMI_TDX_LOCK_STALE_SECONDS``, default 120 s). A holder that
+  finds a record not its own at a heartbeat has lost the lock: it stops writing into a volume
+  that is now someone else's, and says so.
 
 Inside one process, threads first take a per-(URI, pool) ``RLock``: the provider's gRPC
 threads queue in memory instead of polling libvirt, and the lock is reentrant for the thread
@@ -60,6 +67,9 @@ LOCK_VOLUME = "pulumi-tdx-lock.json"
 BREAK_VOLUME = "pulumi-tdx-lock-break.json"
 STALE_ENV = "PULUMI_TDX_LOCK_STALE_SECONDS"
 WAIT_ENV = "PULUMI_TDX_LOCK_WAIT_SECONDS"
+# Tests only: seconds between creating the lock volume and writing its record, which widens
+# the window in which a waiter reads an empty record (tests/libvirt/test_exclusion.py).
+RECORD_DELAY_ENV = "PULUMI_TDX_TEST_LOCK_RECORD_DELAY"
 STALE_SECONDS = 120.0
 WAIT_SECONDS = 1800.0   # a live holder keeps a waiter waiting at most this long
 RECORD_BYTES = 4096
@@ -139,13 +149,16 @@ def _exists(exc: libvirt.libvirtError) -> bool:
             or "already exists" in str(exc) or "File exists" in str(exc))
 
 
-def _try_create(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-    """Create volume ``name``; None when it already exists (someone else holds it)."""
+def _try_create(pool: libvirt.virStoragePool, name: str
+                ) -> tuple[libvirt.virStorageVol | None, bool]:
+    """Create volume ``name``: (it, False); (None, unlisted) when it already exists (someone
+    else holds it). ``unlisted``: libvirt refused because the file exists although its list of
+    the pool's volumes has no such name (only a refresh makes it a volume that can be read)."""
     try:
-        return retry.transient(lambda: pool.createXML(_volume_xml(name), 0))
+        return retry.transient(lambda: pool.createXML(_volume_xml(name), 0)), False
     except libvirt.libvirtError as exc:
         if _exists(exc):
-            return None
+            return None, exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST
         raise
 
 
@@ -182,16 +195,42 @@ def _delete(pool: libvirt.virStoragePool, name: str) -> None:
 # --- acquire, hold, release ----------------------------------------------------------------
 
 
+def _record_delay() -> None:
+    delay = os.environ.get(RECORD_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+class _Sightings:
+    """How long each volume has shown the same record to this waiter, without a break."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, tuple[bytes, float]] = {}
+
+    def unchanged_for(self, name: str, record: bytes) -> float:
+        """Seconds since ``record`` was first seen in ``name`` in an unbroken run of looks."""
+        now = time.monotonic()
+        last = self._since.get(name)
+        if last is None or last[0] != record:
+            self._since[name] = (record, now)
+            return 0.0
+        return now - last[1]
+
+    def gone(self, name: str) -> None:
+        self._since.pop(name, None)
+
+
 def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVol]:
     me = Holder.me()
     stale, patience = stale_seconds(), wait_seconds()
     began = time.monotonic()
-    first_seen: dict[tuple[str, bytes], float] = {}
+    sightings = _Sightings()
     attempt = 0
     while True:
-        vol = _try_create(pool, LOCK_VOLUME)
+        vol, unlisted = _try_create(pool, LOCK_VOLUME)
         if vol is not None:
             try:
+                _record_delay()
                 _write(pool, vol, me)
             except BaseException:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -200,15 +239,16 @@ def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVo
             return me, vol
         record = _read(pool, LOCK_VOLUME)
         if record is None:  # released meanwhile, or a file libvirt has not listed yet
-            with contextlib.suppress(libvirt.libvirtError):
-                retry.transient(lambda: pool.refresh(0))
+            sightings.gone(LOCK_VOLUME)
+            if unlisted:
+                with contextlib.suppress(libvirt.libvirtError):
+                    retry.transient(lambda: pool.refresh(0))
             continue
-        now = time.monotonic()
-        seen = first_seen.setdefault((LOCK_VOLUME, record), now)
-        if now - seen >= stale:
-            _break(pool, record, now - seen, first_seen)
+        unchanged = sightings.unchanged_for(LOCK_VOLUME, record)
+        if unchanged >= stale:
+            _break(pool, record, unchanged, sightings)
             continue
-        if now - began > patience:
+        if time.monotonic() - began > patience:
             raise LockTimeoutError(
                 f"pool {pool.name()!r} has been locked by {describe(record)} for more than "
                 f"{patience:.0f} s; try again later ({WAIT_ENV} sets how long to wait)")
@@ -217,17 +257,17 @@ def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVo
 
 
 def _break(pool: libvirt.virStoragePool, record: bytes, unchanged: float,
-           first_seen: dict[tuple[str, bytes], float]) -> None:
+           sightings: _Sightings) -> None:
     """Delete the lock left by ``record``'s holder, unless it changed or someone else is
     breaking it right now (then wait; a breaker left by a killed breaker goes stale too)."""
-    breaker = _try_create(pool, BREAK_VOLUME)
+    breaker, _unlisted = _try_create(pool, BREAK_VOLUME)
     if breaker is None:
         other = _read(pool, BREAK_VOLUME)
-        if other is not None:
-            now = time.monotonic()
-            if now - first_seen.setdefault((BREAK_VOLUME, other), now) >= stale_seconds():
-                log.warning("pool %s: removing a stale lock-break marker", pool.name())
-                _delete(pool, BREAK_VOLUME)
+        if other is None:
+            sightings.gone(BREAK_VOLUME)
+        elif sightings.unchanged_for(BREAK_VOLUME, other) >= stale_seconds():
+            log.warning("pool %s: removing a stale lock-break marker", pool.name())
+            _delete(pool, BREAK_VOLUME)
         time.sleep(POLL_MAX)
         return
     try:
@@ -237,9 +277,18 @@ def _break(pool: libvirt.virStoragePool, record: bytes, unchanged: float,
                 "pool %s: broke a stale lock held by %s: unchanged for %.0f s (stale after "
                 "%.0f s, %s); that process died or lost its connection",
                 pool.name(), describe(record), unchanged, stale_seconds(), STALE_ENV)
-        first_seen.clear()
+        sightings.gone(LOCK_VOLUME)
+        sightings.gone(BREAK_VOLUME)
     finally:
         _delete(pool, BREAK_VOLUME)
+
+
+def _token(record: bytes | None) -> str | None:
+    try:
+        token = json.loads(record or b"").get("token")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) else None
 
 
 def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
@@ -247,11 +296,7 @@ def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
     record = _read(pool, LOCK_VOLUME)
     if record is None:
         return  # the pool was deleted under the lock (pool.delete ends the lock itself)
-    try:
-        token = json.loads(record).get("token")
-    except ValueError:
-        token = None
-    if token != holder.token:
+    if _token(record) != holder.token:
         log.warning("pool %s: our lock was broken as stale while we held it (now held by %s)",
                     pool.name(), describe(record))
         return
@@ -329,6 +374,17 @@ class _Heartbeat:
             beat += 1
             holder = Holder(**{**asdict(self._holder), "beat": beat})
             try:
+                # A waiter broke our lock (we looked dead): the volume of that name is someone
+                # else's now, and writing our record into it would hand their lock to us.
+                # (No volume at all: broken, or pool.delete ended the lock itself.)
+                found = _read(self._pool, LOCK_VOLUME)
+                if found is None:
+                    return
+                if _token(found) != self._holder.token:
+                    log.warning("pool %s: our lock was broken as stale while we held it (now "
+                                "held by %s); no longer exclusive", self._pool.name(),
+                                describe(found))
+                    return
                 _write(self._pool, self._vol, holder)
             except libvirt.libvirtError as exc:  # a waiter will judge; keep trying
                 log.debug("lock heartbeat on pool %s failed: %s", self._pool.name(), exc)

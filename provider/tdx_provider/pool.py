@@ -217,9 +217,19 @@ def read(conn: libvirt.virConnect, name: str) -> PoolInfo | None:
     return info(pool)
 
 
+def volume_names(pool: libvirt.virStoragePool) -> list[str]:
+    """The names of all the pool's volumes, from one libvirt call.
+
+    Never ``pool.listVolumes()``: libvirt-python asks for the number of volumes, then for that
+    many names, so a volume created between the two calls (a lock volume, anyone's create)
+    pushes an arbitrary existing volume out of the answer. That is the vanished overlay of
+    docs/reliability.md. ``listAllVolumes`` answers in one call."""
+    return sorted(vol.name() for vol in pool.listAllVolumes(0))
+
+
 def user_volumes(pool: libvirt.virStoragePool) -> list[str]:
     """The pool's volumes without our bookkeeping (ledger, lock)."""
-    return sorted(v for v in pool.listVolumes() if v not in ledger.INTERNAL_VOLUMES)
+    return [v for v in volume_names(pool) if v not in ledger.INTERNAL_VOLUMES]
 
 
 def delete(conn: libvirt.virConnect, name: str, *, undefine: bool = True) -> None:

@@ -98,13 +98,33 @@ def hash_source(source: str) -> str:
     return digest.hexdigest()
 
 
-def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = lookup(pool, name)
-    if vol is not None:
-        with contextlib.suppress(libvirt.libvirtError):
-            retry.transient(lambda: vol.delete(0))
+def _discard_created(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -> None:
+    """Undo a create of ours that failed after libvirt made the volume: the volume this call
+    created (its handle, never a name looked up again), then its ledger entry."""
     with contextlib.suppress(libvirt.libvirtError):
-        ledger.forget(pool, name)
+        retry.transient(lambda: vol.delete(0))
+    with contextlib.suppress(libvirt.libvirtError):
+        ledger.forget(pool, vol.name())
+
+
+def _create(pool: libvirt.virStoragePool, name: str, xml: str,
+            before: ledger.Entry | None) -> libvirt.virStorageVol:
+    """``createXML`` of a volume whose ledger entry was just written over ``before``.
+
+    When libvirt refuses, it made nothing, so nothing is deleted: a volume or file of that name
+    that exists now is not this call's (a file libvirt had not listed yet, say), and deleting it
+    by name would delete someone's data. Only the ledger entry goes back to what it was. An
+    interrupt (not a refusal) keeps the entry: whatever libvirt made is then recognisably ours,
+    and the next run adopts or redoes it."""
+    try:
+        return retry.transient(lambda: pool.createXML(xml, 0))
+    except libvirt.libvirtError:
+        with contextlib.suppress(libvirt.libvirtError):
+            if before is None:
+                ledger.forget(pool, name)
+            else:
+                ledger.record(pool, name, before)
+        raise
 
 
 def import_base(
@@ -139,10 +159,11 @@ def import_base(
                 raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
             capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
             xml = _volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
+            before = ledger.read(pool).get(name)
             ledger.record(pool, name, ledger.Entry("base", str(owner)))  # no digest: unfinished
             digest = hashlib.sha256()
+            vol = _create(pool, name, xml, before)
             try:
-                vol = retry.transient(lambda: pool.createXML(xml, 0))
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
                 actual = digest.hexdigest()
                 if sha256 is not None and actual != sha256:
@@ -151,7 +172,7 @@ def import_base(
                     )
                 ledger.record(pool, name, ledger.Entry("base", str(owner), actual))
             except BaseException:
-                _delete_quietly(pool, name)
+                _discard_created(pool, vol)
                 raise
         return info(pool_name, vol), actual
 
@@ -228,13 +249,9 @@ def create_overlay(
         if existing is not None:
             return _adopt_overlay(pool, existing, base, owner, size)
         # recorded first: an overlay an interrupted run leaves is recognisably ours
+        before = ledger.read(pool).get(name)
         ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
-        try:
-            vol = retry.transient(lambda: pool.createXML(xml, 0))
-        except BaseException:
-            _delete_quietly(pool, name)
-            raise
-        return info(pool_name, vol)
+        return info(pool_name, _create(pool, name, xml, before))
 
 
 def _adopt_overlay(

@@ -26,6 +26,7 @@ cfg = pulumi.Config()
 Pool("pool", name=cfg.require("name"), path=cfg.require("path"), autostart=False)
 """
 RUNS = 3
+STALL = 5.0  # seconds the CLI waits for a plugin that ignores SIGINT
 
 
 @pytest.fixture
@@ -36,16 +37,23 @@ def pool_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path) ->
     return stack
 
 
-def fastest(stack: Stack, pulumi: Path, *, ignore_sigint: bool, runs: int = RUNS) -> float:
-    return min(timed_noop_preview(stack.project_dir, stack.env, pulumi,
-                                  ignore_sigint=ignore_sigint) for _ in range(runs))
+def fastest(stack: Stack, pulumi: Path, runs: int = RUNS) -> tuple[float, float]:
+    """The fastest no-op preview (interactive, from a parent ignoring SIGINT), the two kinds
+    run alternately, so that another run's load on the machine weighs on both alike."""
+    interactive, ignoring = [], []
+    for _ in range(runs):
+        interactive.append(timed_noop_preview(stack.project_dir, stack.env, pulumi,
+                                              ignore_sigint=False))
+        ignoring.append(timed_noop_preview(stack.project_dir, stack.env, pulumi,
+                                           ignore_sigint=True))
+    return min(interactive), min(ignoring)
 
 
 def test_noop_preview_from_a_parent_that_ignores_sigint_is_not_stalled(pool_stack: Stack) -> None:
-    wrapper = VENV / "bin" / "pulumi"
-    interactive = fastest(pool_stack, wrapper, ignore_sigint=False)
-    ignoring = fastest(pool_stack, wrapper, ignore_sigint=True)
-    assert ignoring <= 1.5 * interactive, (
+    """The stall is the CLI's 5 s wait for a plugin that ignores SIGINT: it is measured as a
+    difference (a ratio of two times fails whenever load stretches both)."""
+    interactive, ignoring = fastest(pool_stack, VENV / "bin" / "pulumi")
+    assert ignoring - interactive < STALL / 2, (
         f"no-op preview: {ignoring:.2f} s from a parent ignoring SIGINT, "
         f"{interactive:.2f} s interactively")
 
@@ -53,7 +61,5 @@ def test_noop_preview_from_a_parent_that_ignores_sigint_is_not_stalled(pool_stac
 def test_the_unwrapped_cli_still_stalls_for_an_ignoring_parent(pool_stack: Stack) -> None:
     """The cause the wrapper works around, pinned: if a Pulumi release stops waiting 5 s for a
     plugin that ignores SIGINT, this fails and the wrapper can go."""
-    cli = real_pulumi_cli()
-    interactive = fastest(pool_stack, cli, ignore_sigint=False, runs=1)
-    ignoring = fastest(pool_stack, cli, ignore_sigint=True, runs=1)
-    assert ignoring - interactive > 4.0, (interactive, ignoring)
+    interactive, ignoring = fastest(pool_stack, real_pulumi_cli(), runs=2)
+    assert ignoring - interactive > STALL - 1.0, (interactive, ignoring)

@@ -328,7 +328,7 @@ def libvirt_objects(uri: str, prefix: str) -> dict[str, list[str]]:
         volumes = []
         for p in pools:
             if p.isActive():
-                volumes += [f"{p.name()}/{v}" for v in p.listVolumes()]
+                volumes += [f"{p.name()}/{v}" for v in pool.volume_names(p)]
         return {
             "domains": sorted(d.name() for d in conn.listAllDomains(0)
                               if d.name().startswith(prefix)),

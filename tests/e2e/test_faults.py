@@ -28,18 +28,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import libvirt
 import pytest
 
 from tdx_provider import domain, ledger, pool, volume, xml
-from tdx_provider.connection import connect, is_local_uri
+from tdx_provider.connection import connect, is_local_uri, is_no_such
 from tdx_provider.metadata import Owner
 from tests.support import fleet
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
 from tests.support.private_libvirtd import PrivateLibvirtd, namespaces_available
 from tests.support.stack import REPO_ROOT, Stack
+from tests.support.watch import DomainsDefined
 
 pytestmark = pytest.mark.e2e
 URI = "qemu:///system"  # the single-host tests
@@ -317,14 +319,27 @@ def restart_when(daemon: PrivateLibvirtd, ready: Callable[[libvirt.virConnect], 
 def volumes_under(prefix: str, kind: str) -> Callable[[libvirt.virConnect], bool]:
     def ready(conn: libvirt.virConnect) -> bool:
         lib_pool = conn.storagePoolLookupByName(prefix)
-        return any(v.startswith(f"{prefix}-{kind}") for v in lib_pool.listVolumes())
+        return any(v.startswith(f"{prefix}-{kind}") for v in pool.volume_names(lib_pool))
     return ready
 
 
-def domains_under(prefix: str) -> Callable[[libvirt.virConnect], bool]:
+def domains_named(names: list[str]) -> Callable[[libvirt.virConnect], bool]:
+    """Ready once one of ``names`` is defined: asked by name, never by listing the host's
+    domains (a listing waits for any guest libvirt is stopping, anyone's)."""
     def ready(conn: libvirt.virConnect) -> bool:
-        return any(d.name().startswith(prefix) for d in conn.listAllDomains(0))
+        for name in names:
+            try:
+                conn.lookupByName(name)
+                return True
+            except libvirt.libvirtError as exc:
+                if not is_no_such(exc):
+                    raise
+        return False
     return ready
+
+
+def domain_names(prefix: str, domains: int) -> list[str]:
+    return [f"{prefix}-td-{i}" for i in range(domains)]
 
 
 @pytest.fixture
@@ -350,7 +365,8 @@ def test_libvirtd_restarted_during_up_then_the_next_up_converges(
                        domains=DOMAINS_IN_RESTART, uri=uri)
     outcomes = []
     # first while overlays are being made, then while domains are being defined and started
-    for ready in (volumes_under(e2e_id, "disk-"), domains_under(e2e_id)):
+    for ready in (volumes_under(e2e_id, "disk-"),
+                  domains_named(domain_names(e2e_id, DOMAINS_IN_RESTART))):
         watcher = restart_when(private_libvirtd, ready)
         result = stack.up(check=False)
         watcher.join(timeout=120)
@@ -380,29 +396,43 @@ OVERLAYS_IN_SIGINT = 4
 DOMAINS_IN_SIGINT = 2
 
 
-def interrupt(stack: Stack, uri: str, ready: Callable[[libvirt.virConnect], bool], presses: int,
+CANCELLING = "press ^C again"  # what the CLI prints once it has taken the first Ctrl-C
+
+
+def interrupt(stack: Stack, uri: str, names: list[str], presses: int,
               timeout: float = 120.0) -> tuple[int, str]:
-    """Start `pulumi up`, press Ctrl-C ``presses`` times once ``ready``; return its exit code
-    and output. The signal goes to the process group of `pulumi up` (which this test
-    started), as a terminal would send it."""
-    process = fleet.popen_up(stack)
-    deadline = time.monotonic() + timeout
+    """Start `pulumi up`, press Ctrl-C as soon as libvirt announces that one of the domains
+    ``names`` is defined, and again (``presses`` 2) once the CLI says it took the first press;
+    return its exit code and output. The signal goes to the process group of `pulumi up` (which
+    this test started), as a terminal would send it."""
+    lines: list[str] = []
+    took_first = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if CANCELLING in line:
+                took_first.set()
+
     pressed = 0
-    while process.poll() is None and time.monotonic() < deadline:
-        with connect(uri) as conn:
-            try:
-                fire = ready(conn)
-            except libvirt.libvirtError:
-                fire = False
-        if fire:
-            for _ in range(presses):
+    with DomainsDefined(uri, names) as defined:
+        process = fleet.popen_up(stack)
+        assert process.stdout is not None
+        reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if defined.seen.wait(0.05):
                 os.killpg(process.pid, signal.SIGINT)
                 pressed += 1
-                time.sleep(0.2)
-            break
-        time.sleep(0.02)
-    output, _ = process.communicate(timeout=timeout)
-    assert pressed == presses, f"never interrupted; up finished first:\n{output}"
+                if presses == 2 and took_first.wait(30):
+                    os.killpg(process.pid, signal.SIGINT)
+                    pressed += 1
+                break
+    process.wait(timeout=timeout)
+    reader.join(timeout=30)
+    output = "".join(lines)
+    assert pressed == presses, f"never interrupted (or the CLI never took it):\n{output}"
     return process.returncode, output
 
 
@@ -419,7 +449,7 @@ def test_up_interrupted_by_sigint_then_the_next_up_converges(
     uri = libvirt_host.uri
     stack = make_fleet(make_stack, e2e_id, work_dir, guest, uri=uri, overlays=OVERLAYS_IN_SIGINT,
                        domains=DOMAINS_IN_SIGINT)
-    code, output = interrupt(stack, uri, domains_under(e2e_id), presses)
+    code, output = interrupt(stack, uri, domain_names(e2e_id, DOMAINS_IN_SIGINT), presses)
     assert code != 0, output
     assert fleet.duplicated(fleet.names_in_state(stack)) == []
     pending = fleet.pending_operations(stack)

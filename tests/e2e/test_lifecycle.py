@@ -12,7 +12,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import ledger
+from tdx_provider import ledger, pool
 from tdx_provider.connection import connect
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
@@ -59,7 +59,7 @@ def libvirt_names(uri: str, prefix: str) -> dict[str, list[str]]:
         for p in pools:
             if p.isActive():
                 p.refresh(0)
-                volumes += [v for v in p.listVolumes() if v != ledger.LEDGER_VOLUME]
+                volumes += [v for v in pool.volume_names(p) if v != ledger.LEDGER_VOLUME]
         return {
             "domains": sorted(d.name() for d in conn.listAllDomains(0)
                               if d.name().startswith(prefix)),

@@ -102,5 +102,5 @@ def test_own_project_with_its_own_venv_and_the_wheel(
 
     run(["pulumi", "destroy", "--yes", "--skip-preview", "--non-interactive"], project, env)
     with connect("qemu:///system") as conn:
-        assert e2e_id not in conn.listStoragePools() + conn.listDefinedStoragePools()
+        assert e2e_id not in [p.name() for p in conn.listAllStoragePools(0)]
     run(["pulumi", "stack", "rm", "--yes", "dev", "--non-interactive"], project, env)

@@ -33,8 +33,10 @@ from tdx_provider import exclusion, ledger, pool, retry
 from tdx_provider.connection import connect
 from tests.e2e.test_concurrency import errors_in
 from tests.support import guest as tg
+from tests.support.dir_events import DirEvents
 from tests.support.shared_pool import PROGRAM, configure
 from tests.support.stack import REPO_ROOT, VENV, Result, Stack
+from tests.support.watch import defined_and_running
 
 pytestmark = pytest.mark.e2e
 URI = "qemu:///system"
@@ -64,23 +66,25 @@ def pool_contents(pool_name: str) -> tuple[list[str], dict[str, str]]:
         return pool.user_volumes(found), entries
 
 
-def domains_of(prefix: str) -> tuple[list[str], list[str]]:
-    """(defined, running) domains whose name starts with ``prefix``."""
-    with connect(URI) as conn:
-        doms = [d for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
-        return (sorted(d.name() for d in doms), sorted(d.name() for d in doms if d.isActive()))
+def domains_of(names: list[str]) -> tuple[list[str], list[str]]:
+    """(defined, running) among ``names``, asked by name: a listing of the host's domains would
+    wait for any guest libvirt is stopping, anyone's."""
+    return defined_and_running(URI, names)
 
 
-def missing_volumes_report(cycle: int, volumes: list[str], pool_path: Path,
-                           entries: dict[str, str], cleanup: CleanupLoop,
-                           ups: Any) -> str:
+def missing_volumes_report(cycle: int, volumes: list[str], wanted: list[str], pool_path: Path,
+                           entries: dict[str, str], cleanup: CleanupLoop, ups: Any,
+                           dir_events: DirEvents) -> str:
     """Why an up left the pool short: the files on disk (a deleted file, or one libvirt does
-    not list?), the ledger, what pool-cleanup did besides keeping, and the ups' output."""
+    not list?), who created and deleted the missing ones and when, the ledger, what
+    pool-cleanup did besides keeping, and the ups' output."""
     acted = [(c, code, [r for r in rows if r["action"] != "kept"], err[-300:])
              for c, code, rows, err in cleanup.runs
              if code or any(r["action"] != "kept" for r in rows)]
+    history = "\n".join(str(e) for name in sorted(set(wanted) - set(volumes))
+                        for e in dir_events.of(name))
     return (f"cycle {cycle}: {volumes}; files {sorted(os.listdir(pool_path))}; "
-            f"ledger {entries}; pool-cleanup did {acted}\n"
+            f"ledger {entries}; pool-cleanup did {acted}\nfile events:\n{history}\n"
             + "\n".join(up.output for up in ups))
 
 
@@ -92,13 +96,24 @@ class CleanupLoop:
         self.runs: list[tuple[int, int, list[dict[str, Any]], str]] = []
         self.cycle = -1
         self.paused = threading.Event()
+        self._idle = threading.Event()  # paused, and no pass in flight
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def pause(self) -> None:
+        """Stop starting passes, and return once the pass in flight (if any) has ended."""
+        self.paused.set()
+        assert self._idle.wait(300), "a pool-cleanup pass did not end"
+
+    def resume(self) -> None:
+        self._idle.clear()
+        self.paused.clear()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self.paused.is_set():
-                time.sleep(0.1)
+                self._idle.set()
+                self._stop.wait(0.05)
                 continue
             proc = subprocess.run([str(VENV / "bin" / "tdxctl"), "pool-cleanup", self.pool_name,
                                    "--json", "--uri", URI], capture_output=True, text=True,
@@ -108,7 +123,7 @@ class CleanupLoop:
             except ValueError:
                 rows = [{"action": "unparsable", "volume": proc.stdout}]
             self.runs.append((self.cycle, proc.returncode, rows, proc.stderr))
-            time.sleep(0.2)
+            self._stop.wait(0.2)
 
     def __enter__(self) -> CleanupLoop:
         self._thread.start()
@@ -148,6 +163,7 @@ def assert_clean(result: Result, what: str) -> None:
     assert errors_in(result) == [], f"{what}:\n{result.output}"
 
 
+@pytest.mark.timeout(1200)  # 5 cycles of 4 TCG guests: about 4 minutes alone, more when shared
 def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
 ) -> None:
@@ -160,7 +176,9 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
     owners = {key: f"ptdx-e2e/{name}" for key, name in names.items()}
     tool_env = {**os.environ, **env}
     timings = []
-    with CleanupLoop(pool_name, tool_env) as cleanup, ThreadPoolExecutor(3) as pool_of:
+    doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
+    with CleanupLoop(pool_name, tool_env) as cleanup, ThreadPoolExecutor(3) as pool_of, \
+            DirEvents(pool_path) as dir_events:
         for cycle in range(CYCLES):
             cleanup.cycle = cycle
             uris = {"a": URI, "b": REMOTE_STYLE if cycle % 2 else URI}
@@ -170,11 +188,10 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
                           overlays=OVERLAYS, domains=DOMAINS)
             killed = None
             if cycle == KILL_CYCLE:
-                cleanup.paused.set()
-                time.sleep(1)  # let a pass in flight finish
+                cleanup.pause()  # else a pass of it, not the ups, might break the lock
                 killed = kill_a_holder(pool_name)
 
-            began = time.monotonic()
+            began, events_before = time.monotonic(), len(dir_events.events)
             ups = dict(zip(stacks, pool_of.map(lambda s: s.up(check=False), stacks.values()),
                            strict=True))
             up_seconds = time.monotonic() - began
@@ -184,15 +201,19 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
                 said = "\n".join(up.output for up in ups.values())
                 assert "broke a stale lock" in said and f"pid {killed}" in said, said
                 assert up_seconds >= STALE
-                cleanup.paused.clear()
+                cleanup.resume()
 
             volumes, entries = pool_contents(pool_name)
             wanted = expected_ledger(names, owners)
             assert volumes == sorted(wanted), missing_volumes_report(
-                cycle, volumes, pool_path, entries, cleanup, ups.values())
+                cycle, volumes, sorted(wanted), pool_path, entries, cleanup, ups.values(),
+                dir_events)
+            # present is not enough: none was deleted (and made again) during the ups
+            deleted = [str(e) for e in dir_events.events[events_before:]
+                       if e.kind != "create" and e.name in wanted]
+            assert deleted == [], f"cycle {cycle}: {deleted}"
             assert entries == wanted, f"cycle {cycle}: ledger {entries}"
-            doms = sorted(f"{names[k]}-td-{i}" for k in stacks for i in range(DOMAINS))
-            assert domains_of(e2e_id) == (doms, doms)
+            assert domains_of(doms) == (doms, doms)
 
             middle = time.monotonic()
             last = cycle == CYCLES - 1
@@ -208,7 +229,7 @@ def test_two_stacks_share_one_pool_with_cleanup_running_and_nothing_is_lost(
             down_seconds = time.monotonic() - middle
 
             assert pool_contents(pool_name) == ([], {}), f"cycle {cycle} after destroy"
-            assert domains_of(e2e_id) == ([], [])
+            assert domains_of(doms) == ([], [])
             for stack in stacks.values():
                 assert stack.resources() == []
             timings.append((round(up_seconds, 1), round(down_seconds, 1)))

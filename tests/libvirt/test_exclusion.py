@@ -59,7 +59,7 @@ def volumes(uri: str, pool_name: str) -> list[str]:
     with connect(uri) as conn:
         found = conn.storagePoolLookupByName(pool_name)
         found.refresh(0)
-        return sorted(found.listVolumes())
+        return pool.volume_names(found)
 
 
 def test_a_socket_uri_counts_as_remote() -> None:
@@ -236,3 +236,94 @@ def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None
     assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
     assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
     assert cli._kind(ledger.LEDGER_VOLUME, {}) == "ledger"
+
+
+CONTENDER = textwrap.dedent("""
+    import os, sys, time
+    from tdx_provider import ledger
+    from tdx_provider.connection import connect
+    from tdx_provider.exclusion import pool_lock
+    uri, pool_name, me, inside, hold = sys.argv[1:6]
+    with connect(uri) as conn:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        with pool_lock(conn, pool_name) as pool:
+            try:  # a second writer inside finds the marker of the first
+                fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                print("OVERLAP", flush=True)
+                fd = None
+            ledger.record(pool, me, ledger.Entry("overlay", f"p/s/{me}"))
+            time.sleep(float(hold))
+            if fd is not None:
+                os.close(fd)
+                os.unlink(inside)
+    print("done", flush=True)
+""")
+
+
+def contender(uri: str, pool_name: str, me: str, inside: Path, hold: float,
+              env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", CONTENDER, uri, pool_name, me, str(inside),
+                             str(hold)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def test_waiters_that_saw_an_empty_record_never_break_the_next_live_holder(
+    qemu_uri: str, qemu_unix_uri: str, shared_pool: str, scratch_dir: Path
+) -> None:
+    """A lock volume is created empty and its holder writes its record a moment later (here
+    0.6 s later, injected). Two waiters read that empty record while the first holder starts,
+    then wait longer than the stale time behind its live heartbeat. When it releases, one
+    waiter takes the lock and the other reads the winner's empty record again: the same bytes
+    it first saw seconds ago. It must not judge the new holder stale (it was: two writers
+    inside, one ledger record lost)."""
+    stale = 1.5
+    env = {**os.environ, exclusion.STALE_ENV: str(stale), exclusion.RECORD_DELAY_ENV: "0.6"}
+    inside = scratch_dir / "inside"
+    first = contender(qemu_uri, shared_pool, "first", inside, 2.5 * stale, env)
+    waiters = [contender(uri, shared_pool, f"waiter{n}", inside, 1.0, env)
+               for n, uri in enumerate((qemu_uri, qemu_unix_uri))]
+    go(first)
+    with connect(qemu_uri) as conn:  # the first holder's lock volume exists, still empty
+        found = conn.storagePoolLookupByName(shared_pool)
+        deadline = time.monotonic() + 30
+        while exclusion.LOCK_VOLUME not in pool.volume_names(found):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    for proc in waiters:
+        go(proc)
+    outputs = [proc.communicate(timeout=120)[0] for proc in [first, *waiters]]
+    assert [proc.returncode for proc in [first, *waiters]] == [0, 0, 0], outputs
+    assert not any("OVERLAP" in out for out in outputs), outputs
+    with connect(qemu_uri) as conn:
+        entries = ledger.read(conn.storagePoolLookupByName(shared_pool))
+    assert sorted(entries) == ["first", "waiter0", "waiter1"]
+
+
+def test_a_holder_whose_lock_was_broken_never_writes_into_or_deletes_the_next_lock(
+    qemu_uri: str, shared_pool: str
+) -> None:
+    """A waiter judged a holder dead (it stalled), broke its lock and took the pool. The old
+    holder, running again, must not heartbeat its record into the new holder's lock volume
+    (same name), nor delete that lock at its release: it once did both, letting a third writer
+    in."""
+    proc = holder(qemu_uri, shared_pool, seconds=2.0, stale=1.0)  # heartbeats every 0.25 s
+    with connect(qemu_uri) as conn:
+        found = conn.storagePoolLookupByName(shared_pool)
+        exclusion._delete(found, exclusion.LOCK_VOLUME)  # broken, as a waiter breaks it
+        vol, _unlisted = exclusion._try_create(found, exclusion.LOCK_VOLUME)
+        assert vol is not None
+        me = exclusion.Holder.me()
+        exclusion._write(found, vol, me)
+        assert proc.wait(timeout=30) == 0  # it beat several times, then released
+        assert exclusion._token(exclusion._read(found, exclusion.LOCK_VOLUME)) == me.token
+        exclusion._delete(found, exclusion.LOCK_VOLUME)

@@ -162,7 +162,7 @@ def pool_state(uri: str, pool_name: str) -> tuple[list[str], dict[str, ledger.En
     with connect(uri) as conn:
         found = conn.storagePoolLookupByName(pool_name)
         found.refresh(0)
-        return sorted(found.listVolumes()), ledger.read(found)
+        return pool.volume_names(found), ledger.read(found)
 
 
 # --- list ------------------------------------------------------------------------------------

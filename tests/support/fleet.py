@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tdx_provider import ledger
+from tdx_provider import ledger, pool
 from tdx_provider.connection import connect
 from tests.support import guest as tg
 from tests.support.stack import Stack
@@ -98,7 +98,7 @@ def holdings(uri: str, prefix: str) -> Holdings:
             if not p.isActive():
                 continue
             p.refresh(0)  # files libvirt did not make show up too
-            volumes += [v for v in p.listVolumes() if v not in ledger.INTERNAL_VOLUMES]
+            volumes += pool.user_volumes(p)
             entries += list(ledger.read(p))
         return Holdings(
             domains=tuple(sorted(d.name() for d in doms)),

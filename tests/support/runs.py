@@ -10,7 +10,6 @@ run that is still going are left alone.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import secrets
@@ -20,17 +19,39 @@ from pathlib import Path
 LOCK_DIR = Path("/run/pulumi-tdx-tests")
 
 
+def _current(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open at ``fd``: a sweeper that judged that run
+    dead may have unlinked it, and a lock on an unlinked file marks nothing."""
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
+
+
+def claim(candidate: str) -> int | None:
+    """Take run id ``candidate``: its lock file, locked and current; None when a live run has
+    it, or a sweeper removed the file under us (draw again)."""
+    path = LOCK_DIR / f"{candidate}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)  # a live run has that id
+        return None
+    if not _current(fd, path):
+        os.close(fd)
+        return None
+    return fd
+
+
 @cache
 def run_id() -> str:
     """This process's run id; the first call takes the lock that marks the run as alive."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     while True:
         candidate = secrets.token_hex(2)
-        fd = os.open(LOCK_DIR / f"{candidate}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)  # a live run has that id: draw again
+        fd = claim(candidate)
+        if fd is None:
             continue
         os.write(fd, f"{os.getpid()}\n".encode())
         # The descriptor stays open (and locked) until the process exits.
@@ -43,23 +64,28 @@ def run_prefix(base: str) -> str:
 
 
 def run_is_alive(candidate: str) -> bool:
-    """True while the process that holds run id ``candidate`` lives (its lock is held)."""
+    """True while the process that holds run id ``candidate`` lives (its lock is held). The
+    lock file of an ended run is removed while we hold its lock, so a new run that opened it
+    just before cannot mistake a lock on the removed file for its own (see :func:`claim`)."""
     if candidate == run_id():
         return True
     path = LOCK_DIR / f"{candidate}.lock"
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            if not _current(fd, path):
+                continue  # replaced meanwhile (a new run took the id): judge that one
+            path.unlink()
+            return False
+        finally:
+            os.close(fd)
 
 
 def is_stale(name: str, base: str) -> bool:
