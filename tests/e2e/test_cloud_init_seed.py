@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tdx_provider.connection import connect
+from tdx_provider.pool import volume_names
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost, by_name
 from tests.support.stack import Stack, steps
@@ -55,7 +56,7 @@ def public_key(directory: Path) -> str:
 def ours(uri: str, prefix: str) -> dict[str, list[str]]:
     with connect(uri) as conn:
         pools = [p for p in conn.listAllStoragePools(0) if p.name().startswith(prefix)]
-        volumes = [f"{p.name()}/{v}" for p in pools if p.isActive() for v in p.listVolumes()]
+        volumes = [f"{p.name()}/{v}" for p in pools if p.isActive() for v in volume_names(p)]
         domains = [d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
     return {"pools": [p.name() for p in pools], "volumes": sorted(volumes), "domains": domains}
 
