@@ -23,7 +23,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 DYNAMIC_PREFIX = "pulumi-python:dynamic/tdx:"
 NATIVE_PREFIX = "tdx:index:"
-KINDS = ("Pool", "BaseImage", "Overlay", "TrustDomain")
+KINDS = ("Pool", "BaseImage", "Overlay", "CloudInitSeed", "TrustDomain")
 
 
 def kind_of(resource_type: str) -> str | None:

@@ -38,9 +38,9 @@ BASE_IMAGE_CHECKSUM = rule(
 
 ALLOWED_POOLS = rule(
     name="storage-in-allowed-pools",
-    description=("Pools, base images and overlays live in the storage pools the site set up "
-                 "for guest disks (allowed_pools; empty: any)."),
-    level=EnforcementLevel.MANDATORY, kinds=("Pool", "BaseImage", "Overlay"),
+    description=("Pools, base images, overlays and cloud-init seeds live in the storage pools "
+                 "the site set up for guest disks (allowed_pools; empty: any)."),
+    level=EnforcementLevel.MANDATORY, kinds=("Pool", "BaseImage", "Overlay", "CloudInitSeed"),
     check=in_allowed_pools,
     config={"allowed_pools": string_list("libvirt pool names guest disks may live in.")},
 )

@@ -171,6 +171,9 @@ def test_pools_outside_the_allowed_list_fail_and_others_pass() -> None:
     overlay = {"name": "disk", "pool": "scratch", "base_image": UNKNOWN}
     only(analyze(DYNAMIC + "Overlay", "disk", overlay, config), "storage-in-allowed-pools")
     assert analyze(DYNAMIC + "Overlay", "disk", {**overlay, "pool": "tdx"}, config) == []
+    seed = {"name": "seed", "pool": "scratch", "hostname": "web-1"}
+    only(analyze(DYNAMIC + "CloudInitSeed", "seed", seed, config), "storage-in-allowed-pools")
+    assert analyze(DYNAMIC + "CloudInitSeed", "seed", {**seed, "pool": "tdx"}, config) == []
     assert analyze(DYNAMIC + "Pool", "pool", {"name": "scratch"}) == []  # no list: any pool
 
 
