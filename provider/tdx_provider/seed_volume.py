@@ -9,38 +9,23 @@ recognisably ours. Deleting one is :func:`volume.delete` (refused while a domain
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import libvirt
-from lxml import etree
 
-from . import disk_users, ledger, retry, streams
+from . import disk_users, ledger, retry, streams, volume
 from .connection import lookup_volume as lookup
 from .errors import ConflictError, InUseError
 from .exclusion import pool_lock
 from .metadata import Owner
-from .volume import VolumeInfo, info
 
 # The seed may carry user-data secrets: readable by QEMU (libvirt labels it), not by others.
 SEED_MODE = "0600"
 KIND: ledger.Kind = "seed"
 
 
-def _volume_xml(name: str, capacity: int) -> str:
-    root = etree.Element("volume")
-    etree.SubElement(root, "name").text = name
-    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
-    etree.SubElement(root, "allocation", unit="bytes").text = "0"
-    target = etree.SubElement(root, "target")
-    etree.SubElement(target, "format", type="raw")
-    perms = etree.SubElement(target, "permissions")
-    etree.SubElement(perms, "mode").text = SEED_MODE
-    return etree.tostring(root, encoding="unicode")
-
-
 def create(conn: libvirt.virConnect, pool_name: str, name: str, image: bytes,
-           owner: Owner) -> tuple[VolumeInfo, str]:
+           owner: Owner) -> tuple[volume.VolumeInfo, str]:
     """Create seed volume ``name`` holding ``image``; return (info, sha256 of the image).
 
     A volume of that name is taken over only when the ledger records it as ``owner``'s seed
@@ -51,16 +36,17 @@ def create(conn: libvirt.virConnect, pool_name: str, name: str, image: bytes,
         existing = lookup(pool, name)
         if existing is not None:
             _discard_leftover(conn, pool, existing, owner)
+        before = ledger.read(pool).get(name)
         ledger.record(pool, name, ledger.Entry(KIND, str(owner)))  # no digest: unfinished
-        xml = _volume_xml(name, len(image))
+        xml = volume.volume_xml(name, len(image), "raw", SEED_MODE)
+        vol = volume.create_recorded(pool, name, xml, before)  # a refusal deletes nothing
         try:
-            vol = retry.transient(lambda: pool.createXML(xml, 0))
             streams.upload(conn, vol, [image], len(image))
             ledger.record(pool, name, ledger.Entry(KIND, str(owner), digest))
         except BaseException:
-            _delete_quietly(pool, name)
+            volume.discard_created(pool, vol)
             raise
-        return info(pool_name, vol), digest
+        return volume.info(pool_name, vol), digest
 
 
 def _discard_leftover(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
@@ -75,15 +61,6 @@ def _discard_leftover(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
         raise InUseError(f"seed {vol.name()!r} is left from an earlier run and domain(s) "
                          f"{', '.join(d.name for d in users)} use it; delete those first")
     retry.transient(lambda: vol.delete(0))
-
-
-def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = lookup(pool, name)
-    if vol is not None:
-        with contextlib.suppress(libvirt.libvirtError):
-            retry.transient(lambda: vol.delete(0))
-    with contextlib.suppress(libvirt.libvirtError):
-        ledger.forget(pool, name)
 
 
 def download(conn: libvirt.virConnect, vol: libvirt.virStorageVol) -> bytes:
