@@ -32,9 +32,11 @@ if ! grep -qx acpid <<<"$applets"; then
   exit 1
 fi
 
-# Modules /init loads, in dependency order. Any that this kernel has built in are skipped at build time.
+# Modules /init loads. Their dependencies come from the kernel's modules.dep and are loaded first
+# (busybox insmod does not resolve them); any that this kernel has built in are skipped.
+# isofs: the ISO 9660 cloud-init seed (cidata) on a second virtio disk.
 modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-         failover net_failover virtio_net virtio_blk button evdev)
+         failover net_failover virtio_net virtio_blk button evdev isofs)
 
 # base.qcow2: 64 MiB virtual, with patterned data at a few offsets (qemu-io can read it back).
 base_size=64M
@@ -67,6 +69,37 @@ cmdline=" $(cat /proc/cmdline) "
 # Show the disk's size and first byte (0xa5 in base.qcow2): proves virtio-blk and the backing chain.
 if [ -b /dev/vda ]; then
   say "disk vda $(cat /sys/block/vda/size) sectors, first byte $(head -c1 /dev/vda | hexdump -e '1/1 "%02x"')"
+fi
+
+# A cloud-init NoCloud seed: found by its label, as cloud-init finds it. Show what cloud-init would
+# apply from it: the instance-id, the host name (set here too) and every SSH public key it declares.
+# busybox's findfs knows no ISO 9660, so the label is read from the primary volume descriptor.
+iso_label() {
+  [ "$(dd if="$1" bs=1 skip=32769 count=5 2>/dev/null)" = CD001 ] || return 0
+  dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | tr -d ' '
+}
+seed=""
+for dev in /dev/vd?; do
+  if [ -b "$dev" ] && [ "$(iso_label "$dev")" = cidata ]; then seed=$dev; break; fi
+done
+if [ -n "$seed" ]; then
+  mkdir -p /run/cidata
+  if mount -t iso9660 -o ro "$seed" /run/cidata; then
+    say "seed $seed: $(ls /run/cidata | tr '\n' ' ')"
+    say "seed instance-id $(sed -n 's/^instance-id: *//p' /run/cidata/meta-data)"
+    name=$(sed -n 's/^local-hostname: *//p' /run/cidata/meta-data)
+    if [ -n "$name" ]; then
+      hostname "$name"
+      say "hostname $(hostname)"
+    fi
+    mkdir -p /root/.ssh
+    grep -oE '(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh[.]com) [A-Za-z0-9+/]+=*' \
+      /run/cidata/user-data | sort -u >/root/.ssh/authorized_keys
+    while read -r type key; do say "ssh key $type $key"; done </root/.ssh/authorized_keys
+    umount /run/cidata
+  else
+    say "seed $seed does not mount"
+  fi
 fi
 
 ifconfig lo 127.0.0.1 netmask 255.0.0.0 up
@@ -196,8 +229,21 @@ if [ "$(cat "$cache_dir/.stamp-boot" 2>/dev/null)" != "$boot_stamp" ] ||
 
   # Copy only what is a module in this kernel; built-ins need nothing; anything else is an error.
   moddir=/lib/modules/$kver
+  # Each wanted module after its dependencies (depth first over modules.dep), each once.
+  ordered=()
+  add_module() {
+    local m=$1 line dep
+    case " ${ordered[*]} " in *" $m "*) return 0 ;; esac
+    line=$(grep -m1 -E "^[^:]*(^|/)${m}\.ko(\.xz|\.zst|\.gz)?:" "$moddir/modules.dep" || true)
+    for dep in ${line#*:}; do
+      dep=${dep##*/}
+      add_module "${dep%%.ko*}"
+    done
+    ordered+=("$m")
+  }
+  for m in "${modules[@]}"; do add_module "$m"; done
   : >"$root/etc/modules"
-  for m in "${modules[@]}"; do
+  for m in "${ordered[@]}"; do
     rel=$(grep -m1 -oE "^[^:]*(^|/)${m}\.ko(\.xz|\.zst|\.gz)?:" "$moddir/modules.dep" | cut -d: -f1 || true)
     if [ -z "$rel" ]; then
       if grep -qE "(^|/)${m}\.ko$" "$moddir/modules.builtin"; then

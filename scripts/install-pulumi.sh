@@ -26,8 +26,10 @@ PULUMI_VERSION="${PULUMI_VERSION:-v3.274.1}"
 # last sdk/v3 release that still contained it as a package. It speaks the same language-host
 # gRPC protocol, but it takes Pulumi.yaml's `virtualenv` only from -root/-virtualenv flags that
 # the v3.274 CLI no longer passes; so BIN_DIR's pulumi-language-python is a small launcher
-# (scripts/langhost-launcher, Go) that reads the project's Pulumi.yaml and execs that host with
-# those flags. Set PULUMI_LANGHOST_VERSION to a served pseudo-version to build the
+# (scripts/langhost-launcher, Go) that reads the project's Pulumi.yaml and starts that host with
+# those flags. The launcher also proxies the host's gRPC service and serves RunPlugin itself: the
+# v3.274 CLI runs a Python policy pack through RunPlugin with the pack in a field the v3.68 host
+# does not read (it would run the program's own __main__.py instead). Set PULUMI_LANGHOST_VERSION to a served pseudo-version to build the
 # same-release host instead (then no launcher is needed or used).
 LANGHOST_NESTED_MODULE="github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
 LANGHOST_VERSION="${PULUMI_LANGHOST_VERSION:-}"
@@ -159,7 +161,7 @@ fi
 LAUNCHER_SRC="$REPO_ROOT/scripts/langhost-launcher"
 bin_set="$CACHE_DIR/bin"
 if [ -z "$LANGHOST_VERSION" ]; then
-    launcher_hash="$(cat "$LAUNCHER_SRC/main.go" "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
+    launcher_hash="$(cat "$LAUNCHER_SRC"/*.go "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
         | sha256sum | cut -c1-12)"
     bin_set="$CACHE_DIR/bin-launcher-$launcher_hash"
     if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ]; then

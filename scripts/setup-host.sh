@@ -9,6 +9,8 @@ packages=(
   qemu-system-x86 qemu-utils ovmf
   # the tiny test guest: kernel, busybox userland, initramfs packing
   linux-image-cloud-amd64 busybox-static cpio gzip
+  # ssh-keygen: the cloud-init seed tests make real SSH key pairs
+  openssh-client
 )
 
 missing=()

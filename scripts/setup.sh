@@ -16,7 +16,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test,lint]'
+  .venv/bin/python -m pip install -q -e '.[test,lint,policy]'
   echo "$want" >"$stamp"
 fi
 

@@ -3,7 +3,8 @@
 Config: ``count`` (default 3), ``baseImage`` (required), ``tdx`` (default true), ``domainType``,
 ``firmware``, ``kernel``/``initrd``/``cmdline``, ``memoryMib`` (default 2048), ``vcpus``
 (default 2), ``network`` (``none`` for no libvirt network), ``vsock`` (default true),
-``poolName``/``poolPath``, ``sshUser`` (default ``root``).
+``poolName``/``poolPath``, ``sshUser`` (default ``root``), ``sshPublicKey`` (when set, each
+domain gets a cloud-init seed: host name ``td-N``, ``sshUser`` with that key).
 
 Outputs: ``ssh`` and ``cid`` per domain (``td-0`` ...), ready to paste, and ``fleet``, one row
 per domain (name, state, ssh_port, cid, ip).
@@ -11,13 +12,15 @@ per domain (name, state, ssh_port, cid, ip).
 
 import pulumi
 
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
+from pulumi_tdx import BaseImage, CloudInitSeed, Overlay, Pool, SeedUser, TrustDomain
 
 config = pulumi.Config()
 count = config.get_int("count") or 3
 network = config.get("network") or "default"
 tdx = config.get_bool("tdx")
 vsock = config.get_bool("vsock")
+ssh_user = config.get("sshUser") or "root"
+ssh_key = config.get("sshPublicKey")
 
 pool = Pool("pool", name=config.get("poolName") or "tdx-fleet",
             path=config.get("poolPath") or "/var/lib/pulumi-tdx/fleet")
@@ -26,6 +29,10 @@ base = BaseImage("base", pool=pool, source=config.require("baseImage"))
 fleet = {}
 for index in range(count):
     disk = Overlay(f"disk-{index}", pool=pool, base_image=base)
+    seed = CloudInitSeed(
+        f"seed-{index}", pool=pool, hostname=f"td-{index}",
+        users=[SeedUser(ssh_user, ssh_authorized_keys=[ssh_key], sudo=ssh_user != "root")],
+    ) if ssh_key else None
     fleet[f"td-{index}"] = TrustDomain(
         f"td-{index}",
         overlay=disk,
@@ -39,9 +46,8 @@ for index in range(count):
         cmdline=config.get("cmdline"),
         network=None if network == "none" else network,
         vsock=True if vsock is None else vsock,
+        seed=seed,
     )
-
-ssh_user = config.get("sshUser") or "root"
 
 
 def ssh_command(port: int | None) -> str | None:

@@ -9,6 +9,8 @@ Stack config (``pulumi config set <key> <value>``):
 - ``memoryMib`` (default 4096), ``vcpus`` (default 2), ``network`` (default ``default``; ``none``
   for no libvirt network), ``vsock`` (default true), ``consoleLog``, ``shutdownTimeout``.
 - ``sshUser`` (default ``root``): the guest user in the exported ``ssh`` command.
+- ``sshPublicKey``: an OpenSSH public key line; when set, a cloud-init seed creates ``sshUser``
+  with that key on first boot (``hostname``, default ``td-quickstart``, names the guest).
 
 Outputs: ``ssh`` (a command ready to paste), ``cid`` (vsock CID, None without vsock), ``name``,
 ``state``, ``ssh_port``, ``ip``, ``overlay``.
@@ -16,7 +18,7 @@ Outputs: ``ssh`` (a command ready to paste), ``cid`` (vsock CID, None without vs
 
 import pulumi
 
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
+from pulumi_tdx import BaseImage, CloudInitSeed, Overlay, Pool, SeedUser, TrustDomain
 
 config = pulumi.Config()
 network = config.get("network") or "default"
@@ -29,6 +31,12 @@ pool = Pool(
 base = BaseImage("base", pool=pool, source=config.require("baseImage"),
                  sha256=config.get("baseImageSha256"))
 disk = Overlay("disk", pool=pool, base_image=base)
+ssh_user = config.get("sshUser") or "root"
+ssh_key = config.get("sshPublicKey")
+seed = CloudInitSeed(
+    "seed", pool=pool, hostname=config.get("hostname") or "td-quickstart",
+    users=[SeedUser(ssh_user, ssh_authorized_keys=[ssh_key], sudo=ssh_user != "root")],
+) if ssh_key else None
 td = TrustDomain(
     "td",
     overlay=disk,
@@ -44,6 +52,7 @@ td = TrustDomain(
     vsock=config.get_bool("vsock") if config.get_bool("vsock") is not None else True,
     console_log=config.get("consoleLog"),
     shutdown_timeout=config.get_int("shutdownTimeout") or 60,
+    seed=seed,
 )
 
 pulumi.export("name", td.name)
@@ -51,7 +60,6 @@ pulumi.export("state", td.state)
 pulumi.export("ssh_port", td.ssh_port)
 pulumi.export("cid", td.cid)
 pulumi.export("ip", td.ip)
-ssh_user = config.get("sshUser") or "root"
 pulumi.export(
     "ssh", td.ssh_port.apply(lambda port: f"ssh -p {port} {ssh_user}@127.0.0.1" if port else None)
 )

@@ -92,7 +92,7 @@ def _fail(message: str) -> None:
 
 LIST_COLUMNS: tuple[tables.Column, ...] = (
     ("name", "NAME"), ("state", "STATE"), ("ip", "IP"), ("ssh_port", "SSH PORT"),
-    ("cid", "VSOCK CID"), ("overlay", "OVERLAY"), ("owner", "OWNER"),
+    ("cid", "VSOCK CID"), ("overlay", "OVERLAY"), ("seed", "SEED"), ("owner", "OWNER"),
 )
 
 
@@ -114,6 +114,7 @@ def domain_row(dom: libvirt.virDomain) -> Row:
         "ssh_port": _probe(lambda: introspect.live_ssh_port(dom)) if active and instance else None,
         "cid": _probe(lambda: introspect.live_cid(dom)) if active else None,
         "overlay": instance.overlay if instance else None,
+        "seed": instance.seed if instance else None,
         "owner": str(instance.owner) if instance else None,
     }
 
@@ -270,7 +271,8 @@ DECLARED = ("declared by its stack; `tdxctl pool-cleanup --owner PROJECT/STACK` 
 
 def cleanup_pool(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
                  dry_run: bool, owner: str | None = None) -> list[Row]:
-    """Remove (or, dry, name) the orphaned overlays of the pool.
+    """Remove (or, dry, name) the orphaned overlays of the pool (and cloud-init seeds, by the
+    same rules).
 
     An overlay is orphaned when the ledger lists it as ours, no domain uses it (running or
     defined; persistent or live definition; as a disk or in a backing chain), no volume is
@@ -302,7 +304,7 @@ def _cleanup_rows(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
     present = set(pools.volume_names(pool))
     rows = []
     for vol_name, entry in sorted(entries.items()):
-        if entry.kind != "overlay" or vol_name not in present:
+        if entry.kind not in ledger.RELEASABLE or vol_name not in present:
             continue
         vol = volume.lookup(pool, vol_name)
         if vol is None:
@@ -388,6 +390,7 @@ class Doomed:
     owner: Owner | None
     timeout: int
     overlay: str | None = None
+    seed: str | None = None
 
 
 def owner_matches(owner: Owner, pattern: str) -> bool:
@@ -403,7 +406,7 @@ def _doomed(dom: libvirt.virDomain, instance: domain.Instance | None,
         timeout = own if own is not None else DEFAULT_SHUTDOWN_TIMEOUT
     if instance is None:
         return Doomed(dom.name(), None, timeout)
-    return Doomed(dom.name(), instance.owner, timeout, instance.overlay)
+    return Doomed(dom.name(), instance.owner, timeout, instance.overlay, instance.seed)
 
 
 def select_for_delete(conn: libvirt.virConnect, args: argparse.Namespace) -> tuple[
@@ -435,7 +438,7 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     """The provider's graceful teardown of one domain, on a connection of this thread."""
     row: Row = {"name": doomed.name, "owner": str(doomed.owner) if doomed.owner else None,
                 "timeout": doomed.timeout, "result": "failed", "seconds": None, "error": None,
-                "overlay_kept": None}
+                "overlay_kept": None, "seed_kept": None}
     try:
         with connect(uri) as conn:
             dom = domain.lookup(conn, doomed.name)
@@ -447,6 +450,9 @@ def teardown(uri: str, doomed: Doomed) -> Row:
     row["seconds"] = round(result.seconds, 1)
     if result.existed and doomed.owner is not None and doomed.overlay:
         row["overlay_kept"] = release_overlay(uri, doomed.overlay, doomed.name)
+    if result.existed and doomed.owner is not None and doomed.seed:
+        # its cloud-init seed is given up the same way
+        row["seed_kept"] = release_overlay(uri, doomed.seed, doomed.name)
     if not result.existed:
         row["result"] = "gone"
     elif not was_running:
@@ -457,10 +463,11 @@ def teardown(uri: str, doomed: Doomed) -> Row:
 
 
 def release_overlay(uri: str, path: str, deleted: str) -> str | None:
-    """Mark the overlay of the domain ``deleted``, which ``delete`` removed, as given up by its
-    stack, so that ``pool-cleanup`` may remove it; None when done or already gone (its stack
-    deleted it). While another domain uses it (persistent or live definition, as a disk or in
-    a backing chain), or when that check or the release fails, it stays declared: the reason."""
+    """Mark the overlay (or cloud-init seed) of the domain ``deleted``, which ``delete``
+    removed, as given up by its stack, so that ``pool-cleanup`` may remove it; None when done
+    or already gone (its stack deleted it). While another domain uses it (persistent or live
+    definition, as a disk or in a backing chain), or when that check or the release fails, it
+    stays declared: the reason."""
     try:
         with connect(uri) as conn:
             try:
@@ -498,8 +505,9 @@ def _describe_outcome(row: Row) -> str:
 
 
 def _describe_overlay(row: Row) -> str:
-    why = row.get("overlay_kept")
-    return f"; its overlay is not released: {why} (it stays declared by its stack)" if why else ""
+    kept = ((what, row.get(f"{what}_kept")) for what in ("overlay", "seed"))
+    return "".join(f"; its {what} is not released: {why} (it stays declared by its stack)"
+                   for what, why in kept if why)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

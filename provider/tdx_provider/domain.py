@@ -38,6 +38,7 @@ class Instance:
     overlay: str | None
     shutdown_timeout: int | None
     tdx: bool | None
+    seed: str | None = None  # path of the cloud-init seed volume
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,14 @@ def instance_of(dom: libvirt.virDomain) -> Instance | None:
     overlay = root.find("{*}overlay")
     shutdown = root.find("{*}shutdown")
     tdx = root.find("{*}tdx")
+    seed = root.find("{*}seed")
     timeout = shutdown.get("timeout") if shutdown is not None else None
     return Instance(
         owner=Owner(owner.get("project", ""), owner.get("stack", ""), owner.get("resource", "")),
         overlay=overlay.get("path") if overlay is not None else None,
         shutdown_timeout=int(timeout) if timeout and timeout.isdigit() else None,
         tdx=(tdx.get("enabled") == "yes") if tdx is not None else None,
+        seed=seed.get("path") if seed is not None else None,
     )
 
 

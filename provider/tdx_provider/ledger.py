@@ -7,9 +7,9 @@ the pool (:func:`tdx_provider.exclusion.pool_lock`, exclusive across processes a
 no interleaving of writers can lose a record.
 
 An entry means "a stack declares this volume" from the moment its create begins (it is written
-before the volume) until its delete ends. ``released`` marks an overlay an operator gave up
-(``tdxctl delete`` of the domain that used it, or ``tdxctl pool-cleanup --owner``): only such
-overlays are ever removed by ``tdxctl pool-cleanup``.
+before the volume) until its delete ends. ``released`` marks an overlay or a cloud-init seed an
+operator gave up (``tdxctl delete`` of the domain that used it, or ``tdxctl pool-cleanup
+--owner``): only such volumes are ever removed by ``tdxctl pool-cleanup``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from .connection import lookup_volume
 LEDGER_VOLUME = "pulumi-tdx-ledger.json"
 # Our own bookkeeping volumes in a pool: the ledger and the pool lock (see exclusion).
 INTERNAL_VOLUMES = frozenset({LEDGER_VOLUME, exclusion.LOCK_VOLUME, exclusion.BREAK_VOLUME})
-Kind = Literal["base", "overlay"]
+Kind = Literal["base", "overlay", "seed"]
+# Kinds a stack may give up with its domain; base images are never released.
+RELEASABLE: frozenset[str] = frozenset({"overlay", "seed"})
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,11 @@ def record(pool: libvirt.virStoragePool, name: str, entry: Entry) -> None:
 
 
 def release(pool: libvirt.virStoragePool, name: str) -> bool:
-    """Mark overlay ``name`` as given up by its stack; False when the ledger does not list it
-    (already deleted: nothing to release)."""
+    """Mark overlay or seed ``name`` as given up by its stack; False when the ledger does not
+    list it (already deleted: nothing to release)."""
     entries = read(pool)
     entry = entries.get(name)
-    if entry is None or entry.kind != "overlay":
+    if entry is None or entry.kind not in RELEASABLE:
         return False
     if not entry.released:
         entries[name] = replace(entry, released=True)

@@ -63,7 +63,7 @@ def read(conn: libvirt.virConnect, pool_name: str, name: str) -> VolumeInfo | No
     return info(pool_name, vol) if vol is not None else None
 
 
-def _volume_xml(
+def volume_xml(
     name: str, capacity: int, fmt: str, mode: str, backing: VolumeInfo | None = None
 ) -> str:
     root = etree.Element("volume")
@@ -98,7 +98,7 @@ def hash_source(source: str) -> str:
     return digest.hexdigest()
 
 
-def _discard_created(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -> None:
+def discard_created(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -> None:
     """Undo a create of ours that failed after libvirt made the volume: the volume this call
     created (its handle, never a name looked up again), then its ledger entry."""
     with contextlib.suppress(libvirt.libvirtError):
@@ -107,7 +107,7 @@ def _discard_created(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -
         ledger.forget(pool, vol.name())
 
 
-def _create(pool: libvirt.virStoragePool, name: str, xml: str,
+def create_recorded(pool: libvirt.virStoragePool, name: str, xml: str,
             before: ledger.Entry | None) -> libvirt.virStorageVol:
     """``createXML`` of a volume whose ledger entry was just written over ``before``.
 
@@ -158,11 +158,11 @@ def import_base(
             if src.header.backing_file:
                 raise InputError("source", f"{source!r} is a qcow2 with a backing file of its own")
             capacity = src.header.virtual_size if src.header.format == "qcow2" else src.size
-            xml = _volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
+            xml = volume_xml(name, max(capacity, 1), src.header.format, BASE_MODE)
             before = ledger.read(pool).get(name)
             ledger.record(pool, name, ledger.Entry("base", str(owner)))  # no digest: unfinished
             digest = hashlib.sha256()
-            vol = _create(pool, name, xml, before)
+            vol = create_recorded(pool, name, xml, before)
             try:
                 streams.upload(conn, vol, src.chunks(), src.size, on_chunk=digest.update)
                 actual = digest.hexdigest()
@@ -172,7 +172,7 @@ def import_base(
                     )
                 ledger.record(pool, name, ledger.Entry("base", str(owner), actual))
             except BaseException:
-                _discard_created(pool, vol)
+                discard_created(pool, vol)
                 raise
         return info(pool_name, vol), actual
 
@@ -243,7 +243,7 @@ def create_overlay(
             "capacity", f"{capacity} bytes is below the base image's size {base.capacity} bytes"
         )
     size = capacity if capacity is not None else base.capacity
-    xml = _volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base)
+    xml = volume_xml(name, size, "qcow2", OVERLAY_MODE, backing=base)
     with pool_lock(conn, pool_name) as pool:
         existing = lookup(pool, name)
         if existing is not None:
@@ -251,7 +251,7 @@ def create_overlay(
         # recorded first: an overlay an interrupted run leaves is recognisably ours
         before = ledger.read(pool).get(name)
         ledger.record(pool, name, ledger.Entry("overlay", str(owner)))
-        return info(pool_name, _create(pool, name, xml, before))
+        return info(pool_name, create_recorded(pool, name, xml, before))
 
 
 def _adopt_overlay(

@@ -46,6 +46,14 @@ class Disk:
 
 
 @dataclass(frozen=True)
+class SeedDisk:
+    """A cloud-init NoCloud seed (``cidata`` image), attached read-only on virtio."""
+
+    path: str
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
 class QuoteGenerationService:
     """Either a unix socket ``path`` (upstream libvirt >= 11.6) or a vsock address (Canonical)."""
 
@@ -88,6 +96,7 @@ class DomainSpec:
     mr_config_id: str | None = None
     mr_owner: str | None = None
     mr_owner_config: str | None = None
+    seed: SeedDisk | None = None
 
     def template_vars(self) -> dict[str, object]:
         variables = {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -3,13 +3,20 @@
 //
 // The CLI (v3.274.1) starts its language host with the engine address as the only argument,
 // in the program directory, and passes Pulumi.yaml's runtime options inside each RPC. The
-// v3.68 host predates that: it reads the virtualenv only from its -root and -virtualenv flags,
-// which the CLI no longer gives. This launcher finds the project's Pulumi.yaml (from the working
-// directory upwards, as the CLI does), and execs the host with -root=<project dir> and
-// -virtualenv=<runtime.options.virtualenv>, which the host resolves against -root like the
-// current Python host does. Like the current host, it then ignores PULUMI_PYTHON_CMD (the v3.68
-// host would look for that command inside the virtualenv's bin directory). Without a
-// virtualenv option the host runs unchanged.
+// v3.68 host predates that in two places:
+//
+//   - it reads the virtualenv only from its -root and -virtualenv flags, which the CLI no longer
+//     gives. This launcher finds the project's Pulumi.yaml (from the working directory upwards,
+//     as the CLI does) and starts the host with -root=<project dir> and
+//     -virtualenv=<runtime.options.virtualenv>, which the host resolves against -root like the
+//     current Python host does. Like the current host, it then ignores PULUMI_PYTHON_CMD (the
+//     v3.68 host would look for that command inside the virtualenv's bin directory). Without a
+//     virtualenv option the host runs unchanged.
+//   - its RunPlugin (how the CLI starts a Python policy pack) reads the deprecated `program`
+//     field, which the CLI no longer sets: it would run `python ""`, i.e. the __main__.py of the
+//     working directory, which is the Pulumi program itself. So the launcher sits in front of the
+//     host as a gRPC proxy (proxy.go): every call goes to the host unchanged, except RunPlugin,
+//     which the launcher serves as the current host does (runplugin.go).
 package main
 
 import (
@@ -18,7 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"gopkg.in/yaml.v3"
 )
@@ -44,7 +50,7 @@ func main() {
 		fail("cannot locate itself: %v", err)
 	}
 	host := filepath.Join(filepath.Dir(self), hostName)
-	args := []string{host}
+	var args []string
 	env := os.Environ()
 	root, virtualenv, err := projectVirtualenv()
 	if err != nil {
@@ -55,9 +61,7 @@ func main() {
 		env = without(env, "PULUMI_PYTHON_CMD")
 	}
 	args = append(args, os.Args[1:]...)
-	if err := syscall.Exec(host, args, env); err != nil {
-		fail("cannot run %s: %v", host, err)
-	}
+	os.Exit(serve(host, args, env))
 }
 
 // projectVirtualenv returns the directory of the nearest Pulumi.yaml (or Pulumi.yml) at or

@@ -3,7 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func TestVirtualenvOption(t *testing.T) {
@@ -37,4 +41,63 @@ func TestProjectIsFoundFromASubdirectory(t *testing.T) {
 	if err != nil || dir != root || venv != ".venv" {
 		t.Fatalf("got %q, %q, %v", dir, venv, err)
 	}
+}
+
+func TestPluginRunsFromItsDirectoryWithItsOwnVirtualenv(t *testing.T) {
+	pack := t.TempDir()
+	venv := filepath.Join(pack, "venv")
+	if err := os.MkdirAll(filepath.Join(venv, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(venv, "bin", "python"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	options, err := structpb.NewStruct(map[string]any{"virtualenv": "venv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &pulumirpc.RunPluginRequest{
+		Pwd:  "/project",
+		Args: []string{"127.0.0.1:1234"},
+		Info: &pulumirpc.ProgramInfo{RootDirectory: pack, ProgramDirectory: pack, EntryPoint: ".",
+			Options: options},
+	}
+	cmd, err := pluginCommand(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(venv, "bin", "python"), pack, "127.0.0.1:1234"}
+	if cmd.Path != want[0] || strings.Join(cmd.Args, " ") != strings.Join(want, " ") || cmd.Dir != "/project" {
+		t.Fatalf("got %q %q in %q; want %q", cmd.Path, cmd.Args, cmd.Dir, want)
+	}
+	if !contains(cmd.Env, "VIRTUAL_ENV="+venv) {
+		t.Fatalf("VIRTUAL_ENV not set: %q", cmd.Env)
+	}
+}
+
+func TestPluginWithoutAProgramIsRefusedNotRunFromTheWorkingDirectory(t *testing.T) {
+	// The v3.68 host would run `python ""`: the working directory's __main__.py, i.e. the
+	// Pulumi program itself.
+	if _, err := pluginCommand(&pulumirpc.RunPluginRequest{Pwd: "/project"}); err == nil {
+		t.Fatal("a request without a program was accepted")
+	}
+}
+
+func TestPluginVirtualenvThatIsMissingIsNamed(t *testing.T) {
+	options, _ := structpb.NewStruct(map[string]any{"virtualenv": "/nonexistent/venv"})
+	_, err := pluginCommand(&pulumirpc.RunPluginRequest{
+		Info: &pulumirpc.ProgramInfo{ProgramDirectory: "/pack", Options: options},
+	})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/venv") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func contains(list []string, item string) bool {
+	for _, entry := range list {
+		if entry == item {
+			return true
+		}
+	}
+	return false
 }

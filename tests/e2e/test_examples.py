@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.guest import CMDLINE, SSH_BANNER, TestGuest, read_banner
+from tests.support.guest import (
+    CMDLINE,
+    HOSTNAME_MARKER,
+    SSH_BANNER,
+    SSH_KEY_MARKER,
+    TestGuest,
+    read_banner,
+    wait_for_text,
+)
 from tests.support.stack import REPO_ROOT, Stack, steps
 from tests.support.tdvf import Layout
 
@@ -22,6 +31,13 @@ def example(name: str) -> str:
     return (REPO_ROOT / "examples" / name / "__main__.py").read_text()
 
 
+def public_key(directory: Path) -> str:
+    path = directory / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "example@test", "-f",
+                    str(path)], check=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
 def test_fleet_example_previews_one_domain_per_count(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
 ) -> None:
@@ -29,9 +45,11 @@ def test_fleet_example_previews_one_domain_per_count(
     stack.config({"count": 3, "baseImage": str(guest.base_image), "tdx": "false",
                   "domainType": "qemu", "kernel": str(guest.kernel), "initrd": str(guest.initrd),
                   "network": "none", "vsock": "false", "memoryMib": 256, "vcpus": 1,
-                  "poolName": e2e_id, "poolPath": str(work_dir / "pool")})
+                  "poolName": e2e_id, "poolPath": str(work_dir / "pool"),
+                  "sshPublicKey": public_key(work_dir)})
     plan = steps(stack.preview_json())
     assert sorted(n for n in plan if n.startswith("td-")) == ["td-0", "td-1", "td-2"]
+    assert sorted(n for n in plan if n.startswith("seed-")) == ["seed-0", "seed-1", "seed-2"]
     assert all(op == "create" for n, op in plan.items() if n != stack.name)
 
 
@@ -113,12 +131,19 @@ def test_quickstart_exports_a_working_ssh_command_and_the_cid(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: TestGuest
 ) -> None:
     stack = make_stack(example("quickstart"))
-    stack.config(tiny_guest_config(guest, e2e_id, work_dir))
+    key = public_key(work_dir)
+    console = work_dir / "console.log"
+    stack.config({**tiny_guest_config(guest, e2e_id, work_dir), "sshPublicKey": key,
+                  "consoleLog": str(console)})
     assert_declares_ssh_and_cid(stack)
     stack.up()
     outputs = stack.outputs()
     assert outputs["ssh"] == f"ssh -p {outputs['ssh_port']} root@127.0.0.1"
     assert_ssh_works(outputs["ssh"])
+    # the key from config reached the guest through the seed (the test guest prints it)
+    kind, blob, _comment = key.split()
+    wait_for_text(console, f"{HOSTNAME_MARKER} td-quickstart", 60)
+    wait_for_text(console, f"{SSH_KEY_MARKER} {kind} {blob}", 60)
     # vsock=false here (no /dev/vhost-vsock): the CID is null, which `stack output` leaves out
     assert "cid" not in outputs
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import ledger, pool, volume
+from tdx_provider import ledger, pool, seed_volume, volume
 from tdx_provider.errors import ConflictError, InputError, InUseError
 from tdx_provider.metadata import Owner
 from tests.support.cleanup import remove_prefixed
@@ -209,7 +209,7 @@ def test_parallel_overlay_creation_and_deletion_in_one_pool_does_not_race(
     assert sorted(entries) == ["base"]
 
 
-@pytest.mark.parametrize("kind", ["overlay", "base"])
+@pytest.mark.parametrize("kind", ["overlay", "base", "seed"])
 def test_a_refused_create_never_deletes_the_file_that_made_libvirt_refuse(
     qemu_conn: libvirt.virConnect, scratch_pool: str, guest: TestGuest, kind: str
 ) -> None:
@@ -228,6 +228,8 @@ def test_a_refused_create_never_deletes_the_file_that_made_libvirt_refuse(
         with pytest.raises((libvirt.libvirtError, ConflictError)):  # refused, or not ours
             if kind == "overlay":
                 volume.create_overlay(qemu_conn, scratch_pool, name, base.path, OWNER)
+            elif kind == "seed":
+                seed_volume.create(qemu_conn, scratch_pool, name, b"cidata " * 64, OWNER)
             else:
                 volume.import_base(qemu_conn, scratch_pool, name, str(guest.base_image), OWNER)
         assert path.read_bytes() == b"their data " * 1000, f"attempt {attempt}"

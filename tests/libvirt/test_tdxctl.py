@@ -184,7 +184,7 @@ def test_list_marks_only_our_domains_with_their_owner(
     assert (defined["state"], defined["ssh_port"]) == ("shutoff", None)
     assert defined["overlay"] == site.defined_overlay
     assert foreign == {"name": site.foreign, "state": "shutoff", "ip": None, "ssh_port": None,
-                       "cid": None, "overlay": None, "owner": None}
+                       "cid": None, "overlay": None, "seed": None, "owner": None}
 
 
 def test_list_table_shows_unknown_values_as_dashes(
@@ -193,11 +193,11 @@ def test_list_table_shows_unknown_values_as_dashes(
     assert cli.main(["list", "--uri", site.uri]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "IP", "SSH", "PORT", "VSOCK", "CID", "OVERLAY",
-                                "OWNER"]
+                                "SEED", "OWNER"]
     cells = {line.split()[0]: line.split() for line in lines[1:]}
-    assert cells[site.foreign] == [site.foreign, "shutoff", "-", "-", "-", "-", "-"]
-    _name, state, ip, port, cid, overlay, owner = cells[site.running]
-    assert (state, ip, cid, overlay) == ("running", "-", "-", site.running_overlay)
+    assert cells[site.foreign] == [site.foreign, "shutoff", "-", "-", "-", "-", "-", "-"]
+    _name, state, ip, port, cid, overlay, seed, owner = cells[site.running]
+    assert (state, ip, cid, overlay, seed) == ("running", "-", "-", site.running_overlay, "-")
     assert port.isdigit() and owner == f"{PROJECT}/{site.prefix}/{site.running}"
 
 

@@ -67,6 +67,20 @@ def test_render_defaults_network_as_the_sdk_does(tmp_path: Path, inputs: dict[st
     assert root.find("devices/interface/source").get("network") == "default"
 
 
+def test_render_attaches_a_seed_given_by_path_or_with_its_instance_id(
+    tmp_path: Path, inputs: dict[str, Any],
+) -> None:
+    for seed in ("/pool/seed-1", {"path": "/pool/seed-1", "instance_id": "iid-ptdx-1"}):
+        done = render(tmp_path, {**inputs, "seed": seed})
+        assert done.returncode == 0, done.stderr
+        vdb = xml.validate(done.stdout).findall("devices/disk")[1]
+        assert vdb.find("source").get("file") == "/pool/seed-1"
+        assert vdb.find("readonly") is not None
+    done = render(tmp_path, {**inputs, "seed": "seed-1"})
+    assert done.returncode == 1
+    assert "render: seed.path: 'seed-1' must be an absolute path" in done.stderr
+
+
 def test_td_without_firmware_on_a_host_without_domain_capabilities_names_firmware(
     tmp_path: Path, inputs: dict[str, Any],
 ) -> None:

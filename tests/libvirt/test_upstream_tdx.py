@@ -145,6 +145,26 @@ def test_round_trip_keeps_policy_measurements_qgs_path_gpus_and_vsock(
     assert dumped.find("devices/vsock/cid").get("address") == "7"
 
 
+def test_round_trip_keeps_the_seed_as_a_read_only_virtio_disk_and_our_seed_mark(
+    upstream: Upstream, scratch_dir: Path,
+) -> None:
+    name = scratch_dir.name
+    seed = xml.SeedDisk("/var/lib/libvirt/images/seed-1", "iid-ptdx-0123456789abcdef0123")
+    document = xml.render(td_spec(name, seed=seed))
+    xml.validate(document, schema=xml.schema_for_uri(upstream.uri))
+    dumped = define_and_dump(upstream, scratch_dir, name, document)
+    disks = {d.find("target").get("dev"): d for d in dumped.findall("devices/disk")}
+    assert sorted(disks) == ["vda", "vdb"]
+    vdb = disks["vdb"]
+    assert vdb.get("device") == "disk" and vdb.find("target").get("bus") == "virtio"
+    assert vdb.find("source").get("file") == seed.path
+    assert vdb.find("readonly") is not None
+    assert vdb.find("driver").get("type") == "raw"
+    mark = dumped.find("metadata/{*}instance/{*}seed")
+    assert (mark.get("path"), mark.get("instance-id")) == (seed.path, seed.instance_id)
+    assert dumped.find("launchSecurity").get("type") == "tdx"
+
+
 def test_upstream_parser_silently_drops_the_vsock_qgs_form(
     upstream: Upstream, scratch_dir: Path,
 ) -> None:

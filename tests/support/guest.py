@@ -25,6 +25,12 @@ ACPI_POWEROFF_MARKER = "pulumi-tdx-guest: acpi power button, powering off"
 IGNORING_ACPI_MARKER = "pulumi-tdx-guest: ignoring acpi"
 # With base.qcow2 (directly or through an overlay) attached as the first virtio disk.
 DISK_MARKER = "pulumi-tdx-guest: disk vda 131072 sectors, first byte a5"
+# With a cloud-init seed (a volume labelled cidata) attached: "<marker> /dev/vdb: FILES", then the
+# instance-id, the host name it set, and one line per SSH public key ("<marker> TYPE BASE64").
+SEED_MARKER = "pulumi-tdx-guest: seed"
+SEED_INSTANCE_MARKER = "pulumi-tdx-guest: seed instance-id"
+HOSTNAME_MARKER = "pulumi-tdx-guest: hostname"
+SSH_KEY_MARKER = "pulumi-tdx-guest: ssh key"
 # The line (without CRLF) the guest sends to every connection on port 22.
 SSH_BANNER = "SSH-2.0-pulumi-tdx-test-guest"
 

@@ -1,5 +1,6 @@
-"""The language-host launcher's own Go tests (Pulumi.yaml lookup and its virtualenv option);
-its end-to-end proof is tests/e2e/test_own_project.py."""
+"""The language-host launcher's own Go tests (Pulumi.yaml lookup and its virtualenv option, the
+RunPlugin command line); its end-to-end proofs are tests/e2e/test_own_project.py and
+tests/e2e/test_policy.py (a policy pack started through RunPlugin)."""
 
 from __future__ import annotations
 

@@ -89,6 +89,21 @@ def _qgs(field: str, value: Any) -> dict[str, Any]:
     )
 
 
+def _seed(field: str, value: Any) -> dict[str, Any]:
+    """The cloud-init seed volume: its path, or ``{'path': ..., 'instance_id': ...}`` (what the
+    SDK passes for a ``CloudInitSeed``: the instance-id makes a new seed visible in the diff)."""
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict) or not set(value) <= {"path", "instance_id"}:
+        raise InputError(field, "must be the seed volume's path or a CloudInitSeed")
+    seed = {"path": validation.absolute_path(f"{field}.path", value.get("path"),
+                                             must_exist=False)}
+    instance_id = value.get("instance_id")
+    if instance_id is not None:
+        seed["instance_id"] = _optional_text(f"{field}.instance_id", instance_id)
+    return seed
+
+
 def _page_add_order(field: str, value: Any) -> str:
     from tdx_provider.measure import PAGE_ORDERS
 
@@ -198,6 +213,7 @@ def check_fields(checker: Checker) -> None:
                   lambda f, v: validation.integer(f, v, minimum=0, maximum=MAX_SHUTDOWN_TIMEOUT))
     checker.field("autostart", validation.boolean)
     checker.field("page_add_order", _page_add_order, optional=True)
+    checker.field("seed", _seed, optional=True)
 
 
     check_attestation(checker)

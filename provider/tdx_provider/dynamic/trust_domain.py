@@ -25,11 +25,14 @@ REPLACE_KEYS = (
     "network", "vsock", "cid", "qgs", "domain_type", "template", "console_log",
     # launch-time measurements: a TD cannot change them after it starts
     "debug", "sept_ve_disable", "tdx_policy", "mr_config_id", "mr_owner", "mr_owner_config",
+    # the cloud-init seed disk: a new seed is a new first boot
+    "seed",
 )
 OPTIONAL_KEYS = ("cid",)  # None: libvirt assigns one
 # Overrides the host root for TDX checks and GPU preparation (tests point it at a fixture tree).
 HOST_ROOT_ENV = "PULUMI_TDX_HOST_ROOT"
 PLACEHOLDER_OVERLAY = "/var/lib/libvirt/images/overlay-not-yet-created.qcow2"
+PLACEHOLDER_SEED = "/var/lib/libvirt/images/seed-not-yet-created"
 
 
 def host_root() -> Path:
@@ -52,6 +55,7 @@ def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] =
     from ._trust_domain_checks import effective_policy
 
     qgs = props.get("qgs")
+    seed = props.get("seed")
     return xml.DomainSpec(
         name=props["name"],
         owner=owner_of(props),
@@ -76,6 +80,7 @@ def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] =
         mr_config_id=props.get("mr_config_id"),
         mr_owner=props.get("mr_owner"),
         mr_owner_config=props.get("mr_owner_config"),
+        seed=xml.SeedDisk(seed["path"], seed.get("instance_id")) if seed else None,
     )
 
 
@@ -226,6 +231,14 @@ def render_document(inputs: dict[str, Any], chain: tuple[Any, ...] = ()) -> str:
 
     overlay = inputs.get("overlay")
     path = PLACEHOLDER_OVERLAY if is_unknown(overlay) or not overlay else overlay
+    seed = inputs.get("seed")
+    if seed is not None and is_unknown(seed):  # made in this same update: its path is unknown
+        known = seed if isinstance(seed, dict) else {}
+        seed = {"path": known.get("path") if not is_unknown(known.get("path"))
+                else PLACEHOLDER_SEED,
+                "instance_id": known.get("instance_id")
+                if not is_unknown(known.get("instance_id")) else None}
+        inputs = {**inputs, "seed": seed}
     return xml.render_and_validate(spec_from(inputs, path, chain), inputs.get("template"),
                                    xml.schema_for_uri(inputs["uri"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi.dynamic
@@ -11,6 +12,7 @@ import pulumi.dynamic
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
 
 from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
+from .cloud_init_seed import CloudInitSeed
 from .overlay import Overlay
 
 
@@ -87,6 +89,10 @@ class TrustDomainArgs:
     page_add_order: pulumi.Input[str] | None = None
     """How the host's QEMU/KVM adds the firmware's pages, which ``mrtd`` depends on:
     ``single-pass`` or ``two-pass``; None derives it from the host's QEMU version."""
+    seed: pulumi.Input[Any] | None = None
+    """The cloud-init seed: a :class:`CloudInitSeed` (or its volume's path), attached read-only
+    as the second virtio disk (``vdb``). A different seed replaces the domain: its next first
+    boot applies it. None: no seed disk."""
 
 
 class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
@@ -94,9 +100,9 @@ class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
 
     Changes to ``autostart`` and ``shutdown_timeout`` are applied in place; every other input
     replaces the domain, the attestation inputs ``debug``, ``sept_ve_disable``, ``tdx_policy``
-    and ``mr_*`` included (they are launch-time measurements). Replacement deletes first when
-    the name is fixed, GPUs are attached or the disk is kept. Delete is graceful: ACPI
-    shutdown, a bounded wait, then force off and undefine.
+    and ``mr_*`` included (they are launch-time measurements), and ``seed``. Replacement
+    deletes first when the name is fixed, GPUs are attached or the disk is kept. Delete is
+    graceful: ACPI shutdown, a bounded wait, then force off and undefine.
     """
 
     name: pulumi.Output[str]
@@ -154,6 +160,7 @@ class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
         mr_owner: pulumi.Input[str] | None = None,
         mr_owner_config: pulumi.Input[str] | None = None,
         page_add_order: pulumi.Input[str] | None = None,
+        seed: CloudInitSeed | pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         args = TrustDomainArgs(
@@ -170,6 +177,8 @@ class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
             debug=debug, sept_ve_disable=sept_ve_disable, tdx_policy=tdx_policy,
             mr_config_id=mr_config_id, mr_owner=mr_owner, mr_owner_config=mr_owner_config,
             page_add_order=page_add_order,
+            seed={"path": seed.path, "instance_id": seed.instance_id}
+            if isinstance(seed, CloudInitSeed) else seed,
         )
         props = {**vars(args), "owner": owner(resource_name), "uuid": None, "state": None,
                  "ssh_port": None, "ip": None, "mrtd": None}

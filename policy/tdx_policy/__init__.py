@@ -1,0 +1,1 @@
+"""Rules for trust-domain stacks, one module per concern; :mod:`.pack` lists them."""
