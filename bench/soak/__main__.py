@@ -27,9 +27,11 @@ def parse(argv: list[str] | None = None) -> Settings:
                         default=int(os.environ.get("SOAK_SEED") or secrets.randbelow(10**6)))
     parser.add_argument("--stacks", type=int, default=2)
     parser.add_argument("--overlays", type=int, default=3)
-    parser.add_argument("--release-chance", type=float, default=0.4,
+    parser.add_argument("--release-chance", type=float,
+                        default=float(os.environ.get("SOAK_RELEASE_CHANCE") or 0.4),
                         help="chance that a cycle has the operator delete the stack's guests "
-                        "(and hot-plug its released overlay into the other stack's guest)")
+                        "(and hot-plug its released overlay into the other stack's guest); "
+                        "SOAK_RELEASE_CHANCE")
     parser.add_argument("--strict", action="store_true",
                         default=bool(os.environ.get("SOAK_STRICT")),
                         help="also exit non-zero on a real failure (SOAK_STRICT=1)")
