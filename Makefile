@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Where `make dist` writes the wheel.
 DIST ?= dist
 
-.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench dist
+.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench soak dist
 
 setup:
 	bash scripts/setup.sh
@@ -29,11 +29,19 @@ test-e2e:
 
 lint:
 	.venv/bin/ruff check provider sdk tests examples bench policy
-	.venv/bin/mypy --ignore-missing-imports provider/tdx_provider sdk/python/pulumi_tdx
+	.venv/bin/mypy --ignore-missing-imports provider/tdx_provider sdk/python/pulumi_tdx bench/soak
 	cd policy && ../.venv/bin/mypy --ignore-missing-imports tdx_policy
 
 bench: setup
 	source scripts/env.sh && $(PY) bench/run.py
+
+# Stacks, an operator and faults on one pool for SOAK_MINUTES (default 20), then the figures
+# (docs/reliability.md). SOAK_HOST=debian|upstream, or SOAK_URI; SOAK_SEED repeats a schedule.
+SOAK_MINUTES ?= 20
+soak: setup
+	source scripts/env.sh && $(PY) -m bench.soak --minutes $(SOAK_MINUTES) \
+	  $(if $(SOAK_HOST),--host $(SOAK_HOST)) $(if $(SOAK_URI),--uri '$(SOAK_URI)') \
+	  $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 # The wheel of pulumi-tdx (SDK + provider) for a user's own project: pip install dist/*.whl
 dist:
