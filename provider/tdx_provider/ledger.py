@@ -9,7 +9,9 @@ no interleaving of writers can lose a record.
 An entry means "a stack declares this volume" from the moment its create begins (it is written
 before the volume) until its delete ends. ``released`` marks an overlay or a cloud-init seed an
 operator gave up (``tdxctl delete`` of the domain that used it, or ``tdxctl pool-cleanup
---owner``): only such volumes are ever removed by ``tdxctl pool-cleanup``.
+--owner``): only such volumes are ever removed by ``tdxctl pool-cleanup``. A release ends
+when the stack shows it still declares the volume (:func:`volume.reclaim`: a refresh, an
+update, or a new domain of that stack on it).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libvirt
 from lxml import etree
@@ -280,6 +280,48 @@ def _adopt_overlay(
         retry.transient(lambda: vol.resize(capacity, 0))
         current = info(pool.name(), vol)
     return current
+
+
+def _released_by_stack(entry: ledger.Entry | None, owner: Owner) -> bool:
+    if entry is None or not entry.released:
+        return False
+    theirs = Owner.parse(entry.owner)
+    return (theirs.project, theirs.stack) == (owner.project, owner.stack)
+
+
+def reclaim(conn: libvirt.virConnect, pool_name: str, name: str, owner: Owner) -> bool:
+    """Take back a volume that an operator released (``tdxctl delete`` of the domain that used
+    it) when ``owner``'s stack shows it still declares it: a refresh reads it, an update
+    changes it, or a new domain of that stack is made on it. Without this, the stack keeps a
+    volume that ``pool-cleanup`` may remove as given up. True when it was released and is now
+    declared again; a volume of another stack is never touched.
+
+    The first look reads the ledger without the pool lock (cheap, and a refresh reads every
+    volume); only a released entry takes the lock, under which the decision is made again."""
+    pool = pools.lookup(conn, pool_name)
+    if pool is None or not pool.isActive():
+        return False
+    try:
+        if not _released_by_stack(ledger.read(pool).get(name), owner):
+            return False
+    except ValueError:  # a write in flight: look again under the lock
+        pass
+    with pool_lock(conn, pool_name) as locked:
+        entry = ledger.read(locked).get(name)
+        if entry is None or not _released_by_stack(entry, owner):
+            return False
+        ledger.record(locked, name, replace(entry, released=False))
+    return True
+
+
+def reclaim_path(conn: libvirt.virConnect, path: str, owner: Owner) -> bool:
+    """:func:`reclaim` for the volume at ``path``; False when no pool holds that path."""
+    try:
+        vol = conn.storageVolLookupByPath(path)
+        pool_name = vol.storagePoolLookupByVolume().name()
+    except libvirt.libvirtError:
+        return False
+    return reclaim(conn, pool_name, vol.name(), owner)
 
 
 def _by_path(conn: libvirt.virConnect, path: str, field: str) -> VolumeInfo:

@@ -9,17 +9,20 @@ Every test runs on both libvirt hosts of the matrix (``libvirt_host``: debian, u
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tdx_provider import volume
+from tdx_provider import exclusion, ledger, volume
 from tdx_provider.connection import connect
 from tests.support import fleet
 from tests.support import guest as tg
+from tests.support.cleanup import remove_domain
 from tests.support.hosts import LibvirtHost
-from tests.support.stack import Stack
+from tests.support.stack import VENV, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +51,7 @@ def test_destroy_is_refused_while_something_holds_the_data_and_names_it(
             f"<driver name='qemu' type='qcow2'/><source file='{disk_path}'/>"
             "<target dev='vda' bus='virtio'/></disk></devices></domain>")
         # a volume that is not ours is backed by our base image
-        lib_pool.createXML(volume._volume_xml(f"{e2e_id}-their-disk", base_info.capacity,
+        lib_pool.createXML(volume.volume_xml(f"{e2e_id}-their-disk", base_info.capacity,
                                               "qcow2", "0600", backing=base_info), 0)
         # and a volume that is not ours sits in our pool
         lib_pool.createXML(f"<volume><name>{e2e_id}-their-data</name><capacity>1048576"
@@ -155,3 +158,52 @@ def test_user_strings_with_xml_metacharacters_reach_libvirt_as_text_not_elements
     assert instance is not None and instance.owner.resource == "td" + NASTY
     assert doc.xpath("//*[local-name()='injected']") == []
     assert len(doc.findall("devices")) == 1
+
+
+def test_a_stack_that_declares_a_released_overlay_again_takes_it_back(
+    make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
+) -> None:
+    """`tdxctl delete` of a stack's guest releases its overlay (pool-cleanup may remove it).
+    When the stack then refreshes, or makes a guest on it again, it still declares the overlay:
+    the release ends, and pool-cleanup keeps it. Before, the overlay stayed released, and once
+    no guest used it, pool-cleanup deleted a volume the stack declared (found by `make soak`)."""
+    uri = "qemu:///system"
+    stack = make_stack(fleet.PROGRAM)
+    fleet.configure(stack, prefix=e2e_id, work=work_dir, guest=guest, overlays=1, domains=1,
+                    uri=uri)
+    stack.up()
+    disk = f"{e2e_id}-disk-0"
+
+    def released() -> bool:
+        with connect(uri) as conn:
+            return ledger.read(conn.storagePoolLookupByName(e2e_id))[disk].released
+
+    def cleanup() -> list[tuple[str, str]]:
+        done = subprocess.run([str(VENV / "bin" / "tdxctl"), "pool-cleanup", e2e_id, "--json",
+                               "--uri", uri], capture_output=True, text=True, check=True)
+        return [(row["action"], row["volume"]) for row in json.loads(done.stdout)]
+
+    def delete_guest() -> None:
+        done = subprocess.run([str(VENV / "bin" / "tdxctl"), "delete", "--all", "--owner",
+                               f"ptdx-e2e/{stack.name}", "--timeout", "3", "--uri", uri],
+                              capture_output=True, text=True, check=True)
+        assert f"{e2e_id}-td-0" in done.stdout, done.stdout
+        assert released()
+
+    delete_guest()
+    stack.refresh()  # reads the overlay: the stack declares it
+    assert not released()
+    assert ("kept", disk) in cleanup()
+
+    stack.up()  # the guest again, on the same overlay
+    delete_guest()
+    stack.refresh()
+    with connect(uri) as conn, exclusion.pool_lock(conn, e2e_id) as locked:
+        ledger.release(locked, disk)  # as if the operator released it after that refresh
+    stack.up()  # a new guest of this stack on it ends the release
+    assert not released()
+    with connect(uri) as conn:  # the guest goes (out of band): nothing uses the overlay now
+        remove_domain(conn.lookupByName(f"{e2e_id}-td-0"))
+    assert ("kept", disk) in cleanup()
+    with connect(uri) as conn:
+        assert conn.storagePoolLookupByName(e2e_id).storageVolLookupByName(disk).path()

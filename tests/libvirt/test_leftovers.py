@@ -89,7 +89,7 @@ def test_an_overlay_whose_create_never_returned_is_adopted_by_its_owner(
     lib_pool = qemu_conn.storagePoolLookupByName(scratch_pool)
     # what an interrupted create leaves: the entry (written first) and the volume
     ledger.record(lib_pool, "disk", ledger.Entry("overlay", str(OURS)))
-    lib_pool.createXML(volume._volume_xml("disk", base.capacity, "qcow2", volume.OVERLAY_MODE,
+    lib_pool.createXML(volume.volume_xml("disk", base.capacity, "qcow2", volume.OVERLAY_MODE,
                                           backing=base), 0)
     key = lib_pool.storageVolLookupByName("disk").key()
     assert volume.create_overlay(qemu_conn, scratch_pool, "disk", base.path, OURS).key == key
@@ -114,7 +114,7 @@ def leave_unfinished_import(conn: libvirt.virConnect, pool_name: str, name: str,
     """An import interrupted half-way: the entry without a digest, half the bytes."""
     lib_pool = conn.storagePoolLookupByName(pool_name)
     ledger.record(lib_pool, name, ledger.Entry("base", str(owner)))
-    vol = lib_pool.createXML(volume._volume_xml(name, 1 << 20, "raw", volume.BASE_MODE), 0)
+    vol = lib_pool.createXML(volume.volume_xml(name, 1 << 20, "raw", volume.BASE_MODE), 0)
     streams.upload(conn, vol, [b"\x01" * 4096], 4096)
     return vol
 
@@ -148,7 +148,7 @@ def test_an_unfinished_import_that_something_uses_is_not_deleted(
     vol = leave_unfinished_import(qemu_conn, scratch_pool, "base", OURS)
     base = volume.info(scratch_pool, vol)
     qemu_conn.storagePoolLookupByName(scratch_pool).createXML(
-        volume._volume_xml("child", base.capacity, "qcow2", volume.OVERLAY_MODE, backing=base), 0)
+        volume.volume_xml("child", base.capacity, "qcow2", volume.OVERLAY_MODE, backing=base), 0)
     with pytest.raises(InUseError, match=f"{scratch_pool}/child"):
         volume.import_base(qemu_conn, scratch_pool, "base", str(guest.base_image), OURS)
 

@@ -309,7 +309,7 @@ def test_an_unfinished_import_a_running_guest_has_plugged_live_is_not_discarded(
     owner = host.owner("unfinished")
     lib_pool = conn.storagePoolLookupByName(host.pool)
     ledger.record(lib_pool, "unfinished", ledger.Entry("base", str(owner)))  # no digest yet
-    vol = lib_pool.createXML(volume._volume_xml("unfinished", 1 << 20, "raw",
+    vol = lib_pool.createXML(volume.volume_xml("unfinished", 1 << 20, "raw",
                                                 volume.BASE_MODE), 0)
     with plugged(host, vol.path(), fmt="raw"):
         with pytest.raises(InUseError, match=f"unfinished import but {host.guest} use"):

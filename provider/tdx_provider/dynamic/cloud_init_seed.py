@@ -103,6 +103,8 @@ class CloudInitSeedProvider(ResourceProvider):
 
         with connect(props["uri"]) as conn:
             info = volume.read(conn, props["pool"], props["name"])
+            if info is not None:  # the stack still declares it: an operator's release ends
+                volume.reclaim(conn, props["pool"], props["name"], owner_of(props))
         if info is None:
             return ReadResult(None, {})
         return ReadResult(info.key, _outputs(props, info, props.get("sha256") or ""))

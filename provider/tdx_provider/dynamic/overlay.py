@@ -94,6 +94,8 @@ class OverlayProvider(ResourceProvider):
 
         with connect(props["uri"]) as conn:
             info = volume.read(conn, props["pool"], props["name"])
+            if info is not None:  # the stack still declares it: an operator's release ends
+                volume.reclaim(conn, props["pool"], props["name"], owner_of(props))
         if info is None:
             return ReadResult(None, {})
         return ReadResult(info.key, _outputs(props, info))
@@ -104,6 +106,7 @@ class OverlayProvider(ResourceProvider):
         from tdx_provider.connection import connect
 
         with connect(news["uri"]) as conn:
+            volume.reclaim(conn, news["pool"], news["name"], owner_of(news))
             info = volume.grow(conn, news["pool"], news["name"], news["capacity"])
         return UpdateResult(_outputs(news, info))
 

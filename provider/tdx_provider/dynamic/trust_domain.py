@@ -110,11 +110,15 @@ class TrustDomainProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import domain, gpu, xml
+        from tdx_provider import domain, gpu, volume, xml
         from tdx_provider.connection import connect, is_local_uri
         from tdx_provider.validation import pci_address
 
         with connect(props["uri"]) as conn:
+            # a new guest of this stack on a disk an operator released: the stack declares it
+            for path in (props["overlay"], (props.get("seed") or {}).get("path")):
+                if path:
+                    volume.reclaim_path(conn, path, owner_of(props))
             chain = backing_chain(conn, props["overlay"])
             document = xml.render_and_validate(spec_from(props, props["overlay"], chain),
                                                props.get("template"),
