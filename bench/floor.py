@@ -2,7 +2,8 @@
 
 One shared connection (opened before the clock starts), no locks, no ledger, no reads beyond
 what each step needs, no hashing of the image. The domain XML is rendered by the same template
-(``tdx_provider.xml.render``), so both boot identical guests. The graceful stop presses the ACPI
+(``tdx_provider.guest.xml.render``), so both boot identical guests. The graceful stop presses
+the ACPI
 button and polls the domain state every 10 ms.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import libvirt
 from lxml import etree
 
-from tdx_provider import xml
+from tdx_provider.guest import xml
 from tdx_provider.metadata import Owner
 
 from .common import CMDLINE, DOMAIN_TYPE, MEMORY_MIB, SHUTDOWN_TIMEOUT, URI, VCPUS, TestGuest

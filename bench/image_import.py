@@ -23,8 +23,8 @@ from typing import Any
 
 import libvirt
 
-from tdx_provider import pool as pools
 from tdx_provider.dynamic.base_image import BaseImageProvider
+from tdx_provider.storage import pool as pools
 
 from .common import BENCH_ROOT, URI, clear_libvirt, median
 from .floor import CHUNK, _volume_xml, upload_file

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tdx_provider import measure
+from tdx_provider.host import measure
 from tests.support.tdvf import four_mib_tdvf
 
 TARGET_S = 0.2

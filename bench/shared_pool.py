@@ -8,7 +8,8 @@ each adopt it and put their own base image, K overlays and M tiny TCG guests in 
 - *together*: A's and B's ``pulumi up`` started at the same moment (wall time until both
   finished), then both ``pulumi destroy`` the same way.
 
-Together does the work of A alone plus B alone; the pool's exclusion (tdx_provider.exclusion)
+Together does the work of A alone plus B alone; the pool's exclusion
+(tdx_provider.storage.exclusion)
 serialises only the volume creates and deletes, so "together" should land well below
 "A alone + B alone" and not far above one stack alone.
 """
@@ -20,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tdx_provider import pool
 from tdx_provider.connection import connect
+from tdx_provider.storage import pool
 from tests.support.shared_pool import PROGRAM, configure
 
 from .common import BENCH_ROOT, MEMORY_MIB, PREFIX, URI, TestGuest, clear_libvirt, median

@@ -5,7 +5,8 @@ here, see the teardown table). Every call that touches that domain waits for it:
 ``listAllDomains`` but ``listDefinedDomains``, ``listDomainsID``, ``lookupByName`` and
 ``XMLDesc(VIR_DOMAIN_XML_INACTIVE)`` (1.41 s each in one probe on libvirt 9.0), and no choice of
 flags avoids it. The third figure below (a bare listing, by another client) shows it. Our delete
-asks :mod:`tdx_provider.disk_users` which domains use the volume; that module judges a domain
+asks :mod:`tdx_provider.storage.disk_users` which domains use the volume; that module judges
+a domain
 it knows is being stopped by what it already read, so the delete does not wait for it.
 
 Each run boots one guest, presses its ACPI button, and as soon as QEMU reports the guest's
@@ -21,8 +22,8 @@ from typing import Any
 
 import libvirt
 
-from tdx_provider import volume
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import volume
 
 from .common import (
     BOOT_SETTLE,

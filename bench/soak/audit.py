@@ -15,7 +15,7 @@ from pathlib import Path
 
 import libvirt
 
-from tdx_provider.ledger import Entry
+from tdx_provider.storage.ledger import Entry
 
 BROKE = re.compile(r"broke a stale lock held by (.+?) pid (\d+) on (\S+)")
 LOST = "our lock was broken as stale while we held it"

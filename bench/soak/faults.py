@@ -101,7 +101,7 @@ class FaultLog:
 HOLDER = textwrap.dedent("""
     import sys, time
     from tdx_provider.connection import connect
-    from tdx_provider.exclusion import pool_lock
+    from tdx_provider.storage.exclusion import pool_lock
     with connect(sys.argv[1]) as conn, pool_lock(conn, sys.argv[2]):
         print("held", flush=True)
         time.sleep(600)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import libvirt
 
-from tdx_provider import exclusion, ledger, pool, retry
+from tdx_provider import retry
 from tdx_provider.connection import connect
+from tdx_provider.storage import exclusion, ledger, pool
 from tests.support import guest as tg
 from tests.support.cleanup import remove_pool
 from tests.support.private_libvirtd import PrivateLibvirtd

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import libvirt
 
-from tdx_provider import ledger, retry
+from tdx_provider import retry
 from tdx_provider.connection import connect
 from tdx_provider.errors import TdxError
+from tdx_provider.storage import ledger
 from tests.support import guest as tg
 
 from .audit import ledger_findings, lock_findings, volume_names

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from . import events
-from .errors import LibvirtOperationError
+from tdx_provider import events
+from tdx_provider.errors import LibvirtOperationError
 
 DEFAULT_URI = "qemu:///system"
 # Where the system daemon of this machine listens; any other socket is another daemon, which may

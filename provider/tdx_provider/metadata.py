@@ -1,7 +1,7 @@
 """Our mark on libvirt objects: an owner tag in our own XML namespace.
 
 Domains carry ``<metadata><ptdx:instance xmlns:ptdx=NAMESPACE>…</ptdx:instance></metadata>``.
-Volumes cannot carry metadata, so each pool keeps a ledger (see :mod:`tdx_provider.ledger`).
+Volumes cannot carry metadata, so each pool keeps a ledger (see :mod:`tdx_provider.storage.ledger`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ and the refusal goes away by itself within moments:
 - ``volume '…' is still being allocated``: the volume is being built;
 - ``volume '…' is still in use``: an upload or download stream is open on it.
 
-Our own processes serialise pool mutations (:mod:`tdx_provider.exclusion`), but a client that
-does not take part (``virsh``, an older pulumi-tdx, libvirtd itself) can still cause them.
+Our own processes serialise pool mutations (:mod:`tdx_provider.storage.exclusion`), but a client
+that does not take part (``virsh``, an older pulumi-tdx, libvirtd itself) can still cause them.
 These are retried with exponential backoff for at most :data:`RETRY_SECONDS`; any other error,
 or one that outlasts the bound, is raised unchanged.
 """

@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 
-from tdx_provider import pool, volume
 from tdx_provider.connection import connect, is_local_uri
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import pool, volume
 from tests.e2e.conftest import E2E_PREFIX, E2E_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed

@@ -2,7 +2,7 @@
 one base image, at Pulumi's default parallelism, goes up and down five times in a row without
 a single libvirt race error ("pool has asynchronous jobs running", a refresh while a volume is
 being created) or any other error. The engine serialises mutations per pool (see
-tdx_provider.exclusion.pool_lock); everything else runs in parallel."""
+tdx_provider.storage.exclusion.pool_lock); everything else runs in parallel."""
 
 from __future__ import annotations
 

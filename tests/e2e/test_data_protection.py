@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider import exclusion, ledger, volume
 from tdx_provider.connection import connect
+from tdx_provider.storage import exclusion, ledger, volume
 from tests.support import fleet
 from tests.support import guest as tg
 from tests.support.cleanup import remove_domain
@@ -143,7 +143,7 @@ def test_user_strings_with_xml_metacharacters_reach_libvirt_as_text_not_elements
     import libvirt
     from lxml import etree
 
-    from tdx_provider import domain
+    from tdx_provider.guest import domain
 
     stack = make_stack(ESCAPE_PROGRAM)
     stack.config({"prefix": e2e_id, "work": str(work_dir), "nasty": NASTY, "uri": uri,

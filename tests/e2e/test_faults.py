@@ -33,9 +33,10 @@ from typing import IO
 import libvirt
 import pytest
 
-from tdx_provider import domain, ledger, pool, volume, xml
 from tdx_provider.connection import connect, is_local_uri, is_no_such
+from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger, pool, volume
 from tests.support import fleet
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost

@@ -12,8 +12,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import ledger, pool
 from tdx_provider.connection import connect
+from tdx_provider.storage import ledger, pool
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
 from tests.support.stack import Stack, steps

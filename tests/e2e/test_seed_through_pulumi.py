@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tdx_provider.connection import connect
-from tdx_provider.pool import volume_names
+from tdx_provider.storage.pool import volume_names
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost, by_name
 from tests.support.stack import Stack, steps

@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 
-from tdx_provider import exclusion, ledger, pool, retry
+from tdx_provider import retry
 from tdx_provider.connection import connect
+from tdx_provider.storage import exclusion, ledger, pool
 from tests.e2e.test_concurrency import errors_in
 from tests.support import guest as tg
 from tests.support.dir_events import DirEvents
@@ -139,7 +140,7 @@ def kill_a_holder(pool_name: str) -> int:
     code = textwrap.dedent(f"""
         import time
         from tdx_provider.connection import connect
-        from tdx_provider.exclusion import pool_lock
+        from tdx_provider.storage.exclusion import pool_lock
         with connect({URI!r}) as conn, pool_lock(conn, {pool_name!r}):
             print("held", flush=True)
             time.sleep(600)

@@ -1,4 +1,4 @@
-"""Which domains use a disk (tdx_provider.disk_users), against real libvirt.
+"""Which domains use a disk (tdx_provider.storage.disk_users), against real libvirt.
 
 The point of the module: a volume check must not wait for an unrelated domain that libvirt is
 stopping, and must still protect every domain that uses the volume (issue 9, point 6). The
@@ -20,10 +20,12 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import disk_users, domain, events, pool, volume, xml
+from tdx_provider import events
 from tdx_provider.connection import connect
 from tdx_provider.errors import InUseError
+from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import disk_users, pool, volume
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 from tests.support.hosts import LibvirtHost

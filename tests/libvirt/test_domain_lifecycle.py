@@ -12,10 +12,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import domain, pool, volume, xml
 from tdx_provider.connection import connect
 from tdx_provider.errors import ConflictError, LibvirtOperationError
+from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import pool, volume
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 

@@ -1,4 +1,4 @@
-"""Pool exclusion across processes and URIs, on the real libvirtd (tdx_provider.exclusion).
+"""Pool exclusion across processes and URIs, on the real libvirtd (tdx_provider.storage.exclusion).
 
 Other processes are real ``python`` processes holding the lock through libvirt; one reaches the
 daemon through ``qemu+unix:///system?socket=...`` (a URI the engine treats as remote), the
@@ -19,8 +19,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import exclusion, ledger, pool
 from tdx_provider.connection import connect, is_local_uri
+from tdx_provider.storage import exclusion, ledger, pool
 from tests.support.cleanup import remove_prefixed
 
 pytestmark = pytest.mark.libvirt
@@ -41,7 +41,7 @@ def holder(uri: str, pool_name: str, seconds: float, stale: float = 120.0
     code = textwrap.dedent(f"""
         import sys, time
         from tdx_provider.connection import connect
-        from tdx_provider.exclusion import pool_lock
+        from tdx_provider.storage.exclusion import pool_lock
         with connect({uri!r}) as conn, pool_lock(conn, {pool_name!r}):
             print("held", flush=True)
             time.sleep({seconds})
@@ -112,7 +112,7 @@ def test_a_killed_holder_is_broken_after_the_stale_time_and_named_in_the_log(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     began = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="tdx_provider.exclusion"), \
+    with caplog.at_level(logging.WARNING, logger="tdx_provider.storage.exclusion"), \
             connect(qemu_uri) as conn, exclusion.pool_lock(conn, shared_pool):
         waited = time.monotonic() - began
     assert 2.0 <= waited < 30, waited
@@ -142,9 +142,9 @@ def test_concurrent_writers_in_many_processes_lose_no_ledger_record(
     must be there afterwards (a read-modify-write without exclusion loses some)."""
     code = textwrap.dedent("""
         import sys
-        from tdx_provider import ledger
+        from tdx_provider.storage import ledger
         from tdx_provider.connection import connect
-        from tdx_provider.exclusion import pool_lock
+        from tdx_provider.storage.exclusion import pool_lock
         uri, pool_name, me = sys.argv[1:4]
         with connect(uri) as conn:
             for i in range(8):
@@ -168,7 +168,7 @@ def test_two_creators_of_one_pool_both_succeed_one_creates_the_other_adopts(
 ) -> None:
     code = textwrap.dedent("""
         import sys
-        from tdx_provider import pool
+        from tdx_provider.storage import pool
         from tdx_provider.connection import connect
         from tdx_provider.metadata import Owner
         uri, name, path, stack = sys.argv[1:5]
@@ -231,7 +231,7 @@ def test_a_live_holder_that_keeps_the_pool_too_long_is_named_in_the_error(
 
 
 def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None:
-    from tdx_provider import cli
+    from tdx_provider.tdxctl import cli
 
     assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
     assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
@@ -240,9 +240,9 @@ def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None
 
 CONTENDER = textwrap.dedent("""
     import os, sys, time
-    from tdx_provider import ledger
+    from tdx_provider.storage import ledger
     from tdx_provider.connection import connect
-    from tdx_provider.exclusion import pool_lock
+    from tdx_provider.storage.exclusion import pool_lock
     uri, pool_name, me, inside, hold = sys.argv[1:6]
     with connect(uri) as conn:
         print("ready", flush=True)

@@ -15,7 +15,7 @@ import pytest
 
 from tdx_provider.connection import connect
 from tdx_provider.errors import InputError
-from tdx_provider.gpu import (
+from tdx_provider.host.gpu import (
     DMA_ENTRY_LIMIT_PARAM,
     PciDevice,
     list_gpus,

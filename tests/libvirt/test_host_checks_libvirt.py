@@ -10,7 +10,7 @@ import pytest
 
 from tdx_provider.connection import connect
 from tdx_provider.errors import HostNotReadyError
-from tdx_provider.host import REMOTE_REASON, check_host, require_tdx
+from tdx_provider.host.checks import REMOTE_REASON, check_host, require_tdx
 
 pytestmark = pytest.mark.libvirt
 

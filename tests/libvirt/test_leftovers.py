@@ -22,9 +22,10 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import domain, ledger, pool, streams, volume, xml
 from tdx_provider.errors import ConflictError, InUseError
+from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger, pool, streams, volume
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 

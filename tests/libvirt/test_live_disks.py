@@ -23,11 +23,14 @@ import libvirt
 import pytest
 from lxml import etree
 
-from tdx_provider import cli, disk_users, domain, events, ledger, pool, volume, xml
+from tdx_provider import events
 from tdx_provider.connection import connect
 from tdx_provider.errors import InUseError
-from tdx_provider.exclusion import pool_lock
+from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import disk_users, ledger, pool, volume
+from tdx_provider.storage.exclusion import pool_lock
+from tdx_provider.tdxctl import cli
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed

@@ -5,7 +5,7 @@ volume created between them (a lock volume of another writer, anyone's create) p
 arbitrary existing volume out of the answer: the overlay that "vanished" from the shared-pool
 test was still there. The engine lists with ``listAllVolumes`` (one call): every reader of a
 pool's volumes (``pool.delete``'s refusal, ``pool-cleanup``, ``pool-info``, tests) goes
-through :func:`tdx_provider.pool.volume_names`.
+through :func:`tdx_provider.storage.pool.volume_names`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import exclusion, pool
 from tdx_provider.connection import connect
+from tdx_provider.storage import exclusion, pool
 from tests.support.cleanup import remove_prefixed
 
 pytestmark = pytest.mark.libvirt

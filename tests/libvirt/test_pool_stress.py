@@ -27,7 +27,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import exclusion, pool
+from tdx_provider.storage import exclusion, pool
 from tests.support.cleanup import remove_prefixed
 from tests.support.dir_events import DirEvents
 from tests.support.guest import TestGuest
@@ -40,7 +40,7 @@ STALE = 1.0
 
 STACK = textwrap.dedent("""
     import json, os, sys, time
-    from tdx_provider import ledger, pool, volume
+    from tdx_provider.storage import ledger, pool, volume
     from tdx_provider.connection import connect
     from tdx_provider.metadata import Owner
     uri, pool_name, me, base, rounds, overlays = sys.argv[1:7]
@@ -80,7 +80,7 @@ STACK = textwrap.dedent("""
 
 CLEANUP = textwrap.dedent("""
     import sys, time
-    from tdx_provider import cli
+    from tdx_provider.tdxctl import cli
     from tdx_provider.connection import connect
     uri, pool_name, stop = sys.argv[1:4]
     removed = []
@@ -95,7 +95,7 @@ HOLDER = textwrap.dedent("""
     import time
     import sys
     from tdx_provider.connection import connect
-    from tdx_provider.exclusion import pool_lock
+    from tdx_provider.storage.exclusion import pool_lock
     with connect(sys.argv[1]) as conn, pool_lock(conn, sys.argv[2]):
         print("held", flush=True)
         time.sleep(600)
@@ -121,9 +121,9 @@ def kill_a_holder(uri: str, pool_name: str, env: dict[str, str]) -> None:
 def test_no_declared_overlay_is_lost_while_writers_share_a_pool_and_holders_die(
     qemu_uri: str, qemu_unix_uri: str, stress_pool: str, scratch_dir: Path, guest: TestGuest
 ) -> None:
-    from tdx_provider import volume
     from tdx_provider.connection import connect
     from tdx_provider.metadata import Owner
+    from tdx_provider.storage import volume
 
     env = {**os.environ, exclusion.STALE_ENV: str(STALE), exclusion.RECORD_DELAY_ENV: "0.05"}
     with connect(qemu_uri) as conn:

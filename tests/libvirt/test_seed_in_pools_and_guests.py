@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tdx_provider import cli, cloud_init, domain, ledger, pool, seed_image, seed_volume, volume, xml
 from tdx_provider.connection import connect
 from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider, check_seed
 from tdx_provider.errors import ConflictError, InUseError
+from tdx_provider.guest import cloud_init, domain, seed_image, xml
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger, pool, seed_volume, volume
+from tdx_provider.tdxctl import cli
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed

@@ -15,9 +15,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tdx_provider import ledger, pool, seed_volume, volume
 from tdx_provider.errors import ConflictError, InputError, InUseError
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger, pool, seed_volume, volume
 from tests.support.cleanup import remove_prefixed
 from tests.support.guest import TestGuest
 

@@ -21,9 +21,12 @@ import libvirt
 import pytest
 from lxml import etree
 
-from tdx_provider import cli, domain, host, ledger, pool, volume, xml
 from tdx_provider.connection import connect
+from tdx_provider.guest import domain, xml
+from tdx_provider.host import checks as host
 from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger, pool, volume
+from tdx_provider.tdxctl import cli
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
@@ -519,6 +522,6 @@ def test_host_check_of_another_daemon_never_reads_this_machines_files(
 
 
 def test_running_the_module_needs_no_console_script() -> None:
-    result = subprocess.run([sys.executable, "-m", "tdx_provider.cli", "--version"],
+    result = subprocess.run([sys.executable, "-m", "tdx_provider.tdxctl.cli", "--version"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.startswith("tdxctl ")

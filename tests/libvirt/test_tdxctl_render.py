@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tdx_provider import xml
+from tdx_provider.guest import xml
 from tests.support.tdvf import Layout
 
 TDXCTL = str(Path(sys.executable).with_name("tdxctl"))

@@ -19,7 +19,7 @@ import libvirt
 import libvirt_qemu
 import pytest
 
-from tdx_provider import introspect
+from tdx_provider.guest import introspect
 from tests.support import guest as tg
 from tests.support.cleanup import remove_domain
 from tests.support.runs import is_stale, run_prefix

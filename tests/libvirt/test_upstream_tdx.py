@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tdx_provider import host, xml
 from tdx_provider.connection import connect
 from tdx_provider.dynamic.trust_domain import check_inputs
 from tdx_provider.errors import InputError
+from tdx_provider.guest import xml
+from tdx_provider.host import checks as host
 from tdx_provider.metadata import Owner
 from tdx_provider.validation import PciAddress
 from tests.support.hosts import by_name, upstream_root

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tdx_provider import ledger, pool
 from tdx_provider.connection import connect
+from tdx_provider.storage import ledger, pool
 from tests.support import guest as tg
 from tests.support.stack import Stack
 

@@ -1,5 +1,5 @@
 """A TDVF image laid out byte by byte, and its MRTD derived independently of
-tdx_provider.measure: the exact byte stream the TDX module hashes (TDX module ABI spec:
+tdx_provider.host.measure: the exact byte stream the TDX module hashes (TDX module ABI spec:
 TDH.MEM.PAGE.ADD and TDH.MR.EXTEND), written out here and hashed once with SHA-384."""
 
 from __future__ import annotations

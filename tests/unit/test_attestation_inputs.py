@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from tdx_provider import xml
 from tdx_provider.dynamic import _trust_domain_checks as checks
 from tdx_provider.dynamic._common import Checker
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider, spec_from
 from tdx_provider.errors import InputError
+from tdx_provider.guest import xml
 
 DIGEST = bytes(range(48))
 DIGEST_HEX = DIGEST.hex()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tdx_provider import xml
 from tdx_provider.errors import InputError
+from tdx_provider.guest import xml
 from tdx_provider.metadata import NAMESPACE, Owner
 from tdx_provider.validation import PciAddress
 

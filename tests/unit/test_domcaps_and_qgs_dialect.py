@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider import host
 from tdx_provider.errors import InputError
+from tdx_provider.host import checks as host
 
 FIXTURE = Path(__file__).parents[1] / "fixtures/domcaps/sid-libvirt-12.8-kvm-q35.xml"
 TDX_LOADER = "/usr/share/ovmf/OVMF.inteltdx.ms.fd"

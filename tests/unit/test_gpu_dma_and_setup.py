@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tdx_provider.errors import InputError, TdxError
-from tdx_provider.gpu import DMA_ENTRY_LIMIT_PARAM, ensure_dma_entry_limit, run_setup_command
+from tdx_provider.host.gpu import DMA_ENTRY_LIMIT_PARAM, ensure_dma_entry_limit, run_setup_command
 from tdx_provider.validation import PciAddress
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider.host import (
+from tdx_provider.host.checks import (
     KVM_TDX_PARAM,
     Check,
     HostReport,

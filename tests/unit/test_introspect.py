@@ -7,7 +7,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from tdx_provider.introspect import (
+from tdx_provider.guest.introspect import (
     HostForward,
     cid_from_xml,
     first_ipv4,

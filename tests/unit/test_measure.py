@@ -1,6 +1,6 @@
 """MRTD replay on a TDVF image the test lays out byte by byte (tests/support/tdvf.py).
 
-The expectations are derived independently of tdx_provider.measure: tests/support/tdvf.py
+The expectations are derived independently of tdx_provider.host.measure: tests/support/tdvf.py
 writes out the exact byte stream the TDX module hashes and takes one SHA-384 of it.
 """
 
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from tdx_provider import measure
-from tdx_provider.measure import MeasureError, PageOrder
+from tdx_provider.host import measure
+from tdx_provider.host.measure import MeasureError, PageOrder
 from tests.support.tdvf import (
     IMAGE_SIZE,
     MR_EXTEND,

@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from tdx_provider import measure
-from tdx_provider.measure import PageOrder, SectionType
+from tdx_provider.host import measure
+from tdx_provider.host.measure import PageOrder, SectionType
 from tests.support.hosts import upstream_root
 from tests.support.tdvf import Sec, expected
 

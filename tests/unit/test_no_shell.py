@@ -177,7 +177,7 @@ def test_scanner_reports_the_file_and_line() -> None:
 
 def test_the_scan_covers_the_engine_the_adapters_and_the_sdk() -> None:
     names = {p.relative_to(REPO_ROOT).as_posix() for p in package_files()}
-    for expected in ("provider/tdx_provider/gpu.py",
+    for expected in ("provider/tdx_provider/host/gpu.py",
                      "provider/tdx_provider/dynamic/trust_domain.py",
                      "sdk/python/pulumi_tdx/trust_domain.py"):
         assert expected in names

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider import xml
+from tdx_provider.guest import xml
 
 
 def make_root(tmp_path: Path, *, knows_tdx: bool) -> Path:

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from lxml import etree
 
-from tdx_provider import cloud_init, seed_image, xml
 from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider, check_seed
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
 from tdx_provider.errors import InputError
+from tdx_provider.guest import cloud_init, seed_image, xml
 from tdx_provider.metadata import Owner
 from tests.unit.test_diff_rules import td_inputs, td_outputs
 

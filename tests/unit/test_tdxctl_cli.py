@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tdx_provider import cli, tables
 from tdx_provider.metadata import Owner
+from tdx_provider.tdxctl import cli, tables
 
 # --- tables ----------------------------------------------------------------------------------
 

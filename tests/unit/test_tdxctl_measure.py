@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider import cli
+from tdx_provider.tdxctl import cli
 from tests.support.tdvf import Layout, expected
 
 

@@ -274,7 +274,7 @@ def adapter(method: F) -> F:
         args = tuple(whole_numbers(a) if isinstance(a, dict) else a for a in args)
         uri = next((a.get("uri") for a in args if isinstance(a, dict) and a.get("uri")), None)
         if isinstance(uri, str) and method.__name__ in _WARMING:
-            from tdx_provider import disk_users
+            from tdx_provider.storage import disk_users
 
             disk_users.warm(uri)  # a later delete's scan then needs no first listing
         try:

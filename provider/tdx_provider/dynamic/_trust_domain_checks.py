@@ -105,7 +105,7 @@ def _seed(field: str, value: Any) -> dict[str, Any]:
 
 
 def _page_add_order(field: str, value: Any) -> str:
-    from tdx_provider.measure import PAGE_ORDERS
+    from tdx_provider.host.measure import PAGE_ORDERS
 
     if value not in PAGE_ORDERS:
         raise InputError(field, f"must be one of {', '.join(PAGE_ORDERS)} (got {value!r})")
@@ -156,7 +156,7 @@ def _measurement(field: str, value: Any) -> str:
 
 def effective_policy(inputs: dict[str, Any]) -> int:
     """The TD attributes (libvirt ``<policy>``) for checked inputs."""
-    from tdx_provider import xml
+    from tdx_provider.guest import xml
 
     raw = inputs.get("tdx_policy")
     policy = int(raw, 0) if isinstance(raw, str) else int(raw or 0)
@@ -264,8 +264,8 @@ def check_against_host(checker: Checker, root: Path, *, readiness: bool = True) 
 
 def _check_tdx_target(checker: Checker, conn: Any) -> None:
     """The QGS dialect this libvirt parses, and the TDX firmware when none is given."""
-    from tdx_provider import host
     from tdx_provider.errors import LibvirtOperationError
+    from tdx_provider.host import checks as host
 
     inputs = checker.inputs
     if checker.known("qgs") and inputs.get("qgs"):
@@ -290,7 +290,7 @@ def _check_tdx_target(checker: Checker, conn: Any) -> None:
 def _check_host(checker: Checker, conn: Any, root: Path, readiness: bool = True) -> list[str]:
     import libvirt
 
-    from tdx_provider import gpu
+    from tdx_provider.host import gpu
 
     inputs = checker.inputs
     _model, memory_mib, cpus, *_ = conn.getInfo()
@@ -336,7 +336,7 @@ def expected_mrtd(checker: Checker, conn: Any) -> None:
 def _mrtd(checker: Checker, conn: Any) -> Any:
     from pulumi.runtime.rpc import UNKNOWN
 
-    from tdx_provider import measure
+    from tdx_provider.host import measure
 
     inputs = checker.inputs
     needed = ("tdx", "uri", "firmware", "page_add_order")
@@ -353,9 +353,9 @@ def _mrtd(checker: Checker, conn: Any) -> Any:
 
 
 def _require_tdx(conn: Any, root: Path, uri: str) -> None:
-    from tdx_provider import host
     from tdx_provider.connection import is_local_uri
     from tdx_provider.errors import HostNotReadyError
+    from tdx_provider.host import checks as host
 
     try:
         host.require_tdx(conn, root, local=is_local_uri(uri))

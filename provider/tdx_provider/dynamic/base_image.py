@@ -41,8 +41,8 @@ def _probe_local_source(olds: dict[str, Any], checker: Checker) -> None:
     """At preview, for a local source: its virtual size becomes ``capacity`` (so an Overlay of
     this same update can be checked against it), and a pinned ``sha256`` is verified when an
     import is about to happen (not on every later run: the volume was verified when made)."""
-    from tdx_provider import images, volume
     from tdx_provider.errors import InputError
+    from tdx_provider.storage import images, volume
 
     inputs = checker.inputs
     with images.Source(inputs["source"]) as src:
@@ -61,7 +61,8 @@ def _probe_local_source(olds: dict[str, Any], checker: Checker) -> None:
 class BaseImageProvider(ResourceProvider):
     @adapter
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        from tdx_provider import images, validation
+        from tdx_provider import validation
+        from tdx_provider.storage import images
 
         checker = Checker(news)
         resource = (news.get("owner") or {}).get("resource", "base")
@@ -83,8 +84,8 @@ class BaseImageProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             info, sha256 = volume.import_base(
@@ -95,8 +96,8 @@ class BaseImageProvider(ResourceProvider):
 
     @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             info = volume.read(conn, props["pool"], props["name"])
@@ -106,8 +107,8 @@ class BaseImageProvider(ResourceProvider):
 
     @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             volume.delete(conn, props["pool"], props["name"])

@@ -21,7 +21,8 @@ def _outputs(props: dict[str, Any], info: Any, sha256: str) -> dict[str, Any]:
 def check_seed(olds: dict[str, Any], news: dict[str, Any]) -> Checker:
     """Preview's checks: each failure names its field; the instance-id (and, once the pool
     exists, the path) become known inputs, so a TrustDomain's diff shows a seed change."""
-    from tdx_provider import cloud_init, validation
+    from tdx_provider import validation
+    from tdx_provider.guest import cloud_init
 
     checker = Checker(news)
     resource = (news.get("owner") or {}).get("resource", "seed")
@@ -50,7 +51,7 @@ def check_seed(olds: dict[str, Any], news: dict[str, Any]) -> Checker:
 def _instance_id(checker: Checker) -> Any:
     from pulumi.runtime.rpc import UNKNOWN
 
-    from tdx_provider import cloud_init
+    from tdx_provider.guest import cloud_init
 
     if checker.failures:
         return None
@@ -61,8 +62,8 @@ def _instance_id(checker: Checker) -> Any:
 
 def _path_of(inputs: dict[str, Any]) -> None:
     """The seed's path at preview once its pool exists (see ``overlay._path_of``)."""
-    from tdx_provider import volume
     from tdx_provider.connection import connect
+    from tdx_provider.storage import volume
 
     try:
         with connect(inputs["uri"]) as conn:
@@ -84,8 +85,9 @@ class CloudInitSeedProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import cloud_init, seed_image, seed_volume
         from tdx_provider.connection import connect
+        from tdx_provider.guest import cloud_init, seed_image
+        from tdx_provider.storage import seed_volume
 
         files = cloud_init.render(cloud_init.seed_from(props))
         image = seed_image.build(files.files)
@@ -98,8 +100,8 @@ class CloudInitSeedProvider(ResourceProvider):
 
     @adapter
     def read(self, _id: str, props: dict[str, Any]) -> ReadResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             info = volume.read(conn, props["pool"], props["name"])
@@ -111,8 +113,8 @@ class CloudInitSeedProvider(ResourceProvider):
 
     @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             volume.delete(conn, props["pool"], props["name"])

@@ -75,8 +75,8 @@ class OverlayProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             # a name only when its base did not exist yet at check (made in this same update)
@@ -89,8 +89,8 @@ class OverlayProvider(ResourceProvider):
 
     @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             info = volume.read(conn, props["pool"], props["name"])
@@ -102,8 +102,8 @@ class OverlayProvider(ResourceProvider):
 
     @adapter
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(news["uri"]) as conn:
             volume.reclaim(conn, news["pool"], news["name"], owner_of(news))
@@ -112,8 +112,8 @@ class OverlayProvider(ResourceProvider):
 
     @adapter
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from tdx_provider import volume
         from tdx_provider.connection import connect
+        from tdx_provider.storage import volume
 
         with connect(props["uri"]) as conn:
             volume.delete(conn, props["pool"], props["name"])
@@ -123,8 +123,8 @@ def _path_of(inputs: dict[str, Any]) -> None:
     """The overlay's path as a checked input, once its pool exists. Preview shows an update's
     outputs as its inputs, so without this a growth in place would make ``Overlay.path``
     unknown at preview, and every TrustDomain on it would show a replace."""
-    from tdx_provider import volume
     from tdx_provider.connection import connect
+    from tdx_provider.storage import volume
 
     try:
         with connect(inputs["uri"]) as conn:
@@ -146,8 +146,8 @@ def _resolve_base_name(inputs: dict[str, Any]) -> None:
     """A base given by volume name becomes its path, so every form of the same base (the
     BaseImage, its path, its name) is one value and changing between them is no diff. A name
     whose volume does not exist yet (made in this same update) stays a name until create."""
-    from tdx_provider import volume
     from tdx_provider.connection import connect
+    from tdx_provider.storage import volume
 
     if inputs["base_image"].startswith("/"):
         return

@@ -63,8 +63,8 @@ class PoolProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import pool
         from tdx_provider.connection import connect
+        from tdx_provider.storage import pool
 
         with connect(props["uri"]) as conn:
             owner = owner_of(props) if props.get("owner") else None
@@ -74,8 +74,8 @@ class PoolProvider(ResourceProvider):
 
     @adapter
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from tdx_provider import pool
         from tdx_provider.connection import connect
+        from tdx_provider.storage import pool
 
         with connect(props["uri"]) as conn:
             info = pool.read(conn, id_)
@@ -85,8 +85,8 @@ class PoolProvider(ResourceProvider):
 
     @adapter
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from tdx_provider import pool
         from tdx_provider.connection import connect
+        from tdx_provider.storage import pool
 
         with connect(news["uri"]) as conn:
             info = pool.set_autostart(conn, id_, news["autostart"])
@@ -94,8 +94,8 @@ class PoolProvider(ResourceProvider):
 
     @adapter
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        from tdx_provider import pool
         from tdx_provider.connection import connect
+        from tdx_provider.storage import pool
 
         with connect(props["uri"]) as conn:
             # A pool that existed before this stack adopted it stays defined, and so does one

@@ -49,7 +49,7 @@ def _outputs(props: dict[str, Any], info: Any) -> dict[str, Any]:
 
 def spec_from(props: dict[str, Any], overlay_path: str, chain: tuple[Any, ...] = ()) -> Any:
     """The engine's DomainSpec for these (checked) inputs."""
-    from tdx_provider import xml
+    from tdx_provider.guest import xml
     from tdx_provider.validation import pci_address
 
     from ._trust_domain_checks import effective_policy
@@ -110,8 +110,10 @@ class TrustDomainProvider(ResourceProvider):
 
     @adapter
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from tdx_provider import domain, gpu, volume, xml
         from tdx_provider.connection import connect, is_local_uri
+        from tdx_provider.guest import domain, xml
+        from tdx_provider.host import gpu
+        from tdx_provider.storage import volume
         from tdx_provider.validation import pci_address
 
         with connect(props["uri"]) as conn:
@@ -145,8 +147,8 @@ class TrustDomainProvider(ResourceProvider):
 
     @adapter
     def read(self, _id: str, props: dict[str, Any]) -> ReadResult:
-        from tdx_provider import domain
         from tdx_provider.connection import connect
+        from tdx_provider.guest import domain
 
         with connect(props["uri"]) as conn:
             info = domain.read(conn, props["name"])
@@ -156,8 +158,8 @@ class TrustDomainProvider(ResourceProvider):
 
     @adapter
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from tdx_provider import domain
         from tdx_provider.connection import connect
+        from tdx_provider.guest import domain
 
         name = news["name"]
         with connect(news["uri"]) as conn:
@@ -178,8 +180,8 @@ class TrustDomainProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         import pulumi
 
-        from tdx_provider import domain
         from tdx_provider.connection import connect
+        from tdx_provider.guest import domain
 
         with connect(props["uri"]) as conn:
             result = domain.delete(conn, props["name"], props.get("shutdown_timeout", 60))
@@ -231,7 +233,7 @@ def _remove_if_empty(path: str | None) -> None:
 
 def render_document(inputs: dict[str, Any], chain: tuple[Any, ...] = ()) -> str:
     """The domain XML these checked inputs render to, validated with the target host's schema."""
-    from tdx_provider import xml
+    from tdx_provider.guest import xml
 
     overlay = inputs.get("overlay")
     path = PLACEHOLDER_OVERLAY if is_unknown(overlay) or not overlay else overlay
@@ -252,7 +254,7 @@ def backing_chain(conn: Any, path: str) -> tuple[Any, ...]:
     import libvirt
     from lxml import etree
 
-    from tdx_provider import xml
+    from tdx_provider.guest import xml
 
     layers = []
     current = path
@@ -277,7 +279,7 @@ def _wait_for_connection_details(conn: Any, info: Any) -> Any:
     forward is polled; the full read (XML, metadata, addresses) happens once at the end."""
     import time
 
-    from tdx_provider import domain, introspect
+    from tdx_provider.guest import domain, introspect
 
     if info.ssh_port is not None or info.state != "running":
         return info

@@ -32,24 +32,15 @@ from typing import Any, TypeVar
 import libvirt
 from lxml import etree
 
-from . import (
-    __version__,
-    disk_users,
-    domain,
-    exclusion,
-    host,
-    introspect,
-    ledger,
-    measure_cmd,
-    retry,
-    tables,
-    validation,
-    volume,
-)
-from . import pool as pools
-from .connection import DEFAULT_URI, connect, is_local_uri
-from .errors import InputError, InUseError, TdxError
-from .metadata import Owner
+from tdx_provider import __version__, retry, validation
+from tdx_provider.connection import DEFAULT_URI, connect, is_local_uri
+from tdx_provider.errors import InputError, InUseError, TdxError
+from tdx_provider.guest import domain, introspect
+from tdx_provider.host import checks as host
+from tdx_provider.metadata import Owner
+from tdx_provider.storage import disk_users, exclusion, ledger, volume
+from tdx_provider.storage import pool as pools
+from tdx_provider.tdxctl import measure_cmd, tables
 
 PROG = "tdxctl"
 COMMANDS = frozenset({"list", "pool-info", "pool-cleanup", "delete", "host-check", "measure",
@@ -589,7 +580,7 @@ def cmd_host_check(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from . import render
+    from tdx_provider.tdxctl import render
 
     uri = args.render_uri or (args.uri if args.uri != DEFAULT_URI else None)
     try:

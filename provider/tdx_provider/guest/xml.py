@@ -18,9 +18,9 @@ from pathlib import Path
 import jinja2
 from lxml import etree
 
-from .errors import InputError
-from .metadata import NAMESPACE, Owner
-from .validation import PciAddress
+from tdx_provider.errors import InputError
+from tdx_provider.metadata import NAMESPACE, Owner
+from tdx_provider.validation import PciAddress
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 SCHEMA_DIR = Path("/usr/share/libvirt/schemas")

@@ -14,14 +14,15 @@ from dataclasses import dataclass, replace
 import libvirt
 from lxml import etree
 
-from . import disk_users, ledger, retry, streams
-from . import pool as pools
-from .connection import is_no_such
-from .connection import lookup_volume as lookup
-from .errors import ConflictError, InputError, InUseError, LibvirtOperationError
-from .exclusion import pool_lock
-from .images import Source
-from .metadata import Owner
+from tdx_provider import retry
+from tdx_provider.connection import is_no_such
+from tdx_provider.connection import lookup_volume as lookup
+from tdx_provider.errors import ConflictError, InputError, InUseError, LibvirtOperationError
+from tdx_provider.metadata import Owner
+from tdx_provider.storage import disk_users, ledger, streams
+from tdx_provider.storage import pool as pools
+from tdx_provider.storage.exclusion import pool_lock
+from tdx_provider.storage.images import Source
 
 BASE_MODE = "0644"
 OVERLAY_MODE = "0600"

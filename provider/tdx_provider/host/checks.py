@@ -19,8 +19,8 @@ from typing import Literal
 import libvirt
 from lxml import etree
 
-from . import gpu
-from .errors import HostNotReadyError, InputError, LibvirtOperationError
+from tdx_provider.errors import HostNotReadyError, InputError, LibvirtOperationError
+from tdx_provider.host import gpu
 
 Status = Literal["pass", "fail", "unknown"]
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import streams
-from .errors import InputError
+from tdx_provider.errors import InputError
+from tdx_provider.storage import streams
 
 QCOW2_MAGIC = b"QFI\xfb"
 HEADER_BYTES = 512

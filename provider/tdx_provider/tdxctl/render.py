@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, TdxError
+from tdx_provider.errors import InputError, TdxError
 
 # Keys a TrustDomain takes (the SDK's keyword arguments), with the SDK defaults the provider's
 # DEFAULTS do not hold (the SDK fills them in before the provider sees them).
@@ -38,7 +38,7 @@ class RenderInputError(TdxError):
 
 
 def input_keys() -> frozenset[str]:
-    from .dynamic import trust_domain
+    from tdx_provider.dynamic import trust_domain
 
     return frozenset(("overlay", *trust_domain.REPLACE_KEYS, *trust_domain.UPDATE_KEYS))
 
@@ -62,8 +62,8 @@ def load_inputs(path: Path) -> dict[str, Any]:
 
 def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Rendered:
     """Check ``inputs`` as preview would (``uri`` overrides theirs) and render the XML."""
-    from .connection import connect
-    from .dynamic import trust_domain
+    from tdx_provider.connection import connect
+    from tdx_provider.dynamic import trust_domain
 
     news = {**SDK_DEFAULTS, **inputs}
     if uri is not None:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from . import ledger, retry
-from .connection import is_no_such
-from .errors import ConflictError, InUseError, LibvirtOperationError
-from .exclusion import pool_lock
-from .metadata import Owner
+from tdx_provider import retry
+from tdx_provider.connection import is_no_such
+from tdx_provider.errors import ConflictError, InUseError, LibvirtOperationError
+from tdx_provider.metadata import Owner
+from tdx_provider.storage import ledger
+from tdx_provider.storage.exclusion import pool_lock
 
 _STATES = {
     libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",

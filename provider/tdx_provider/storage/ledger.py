@@ -3,7 +3,8 @@
 Storage volumes cannot carry metadata, so each pool we use holds one small JSON volume,
 ``pulumi-tdx-ledger.json``. It is read and written through libvirt streams (so it works on
 remote URIs). Every change is a read-modify-write, so it happens only while the writer holds
-the pool (:func:`tdx_provider.exclusion.pool_lock`, exclusive across processes and machines):
+the pool (:func:`tdx_provider.storage.exclusion.pool_lock`, exclusive across processes and
+machines):
 no interleaving of writers can lose a record.
 
 An entry means "a stack declares this volume" from the moment its create begins (it is written
@@ -23,8 +24,9 @@ from typing import Literal
 import libvirt
 from lxml import etree
 
-from . import exclusion, retry, streams
-from .connection import lookup_volume
+from tdx_provider import retry
+from tdx_provider.connection import lookup_volume
+from tdx_provider.storage import exclusion, streams
 
 LEDGER_VOLUME = "pulumi-tdx-ledger.json"
 # Our own bookkeeping volumes in a pool: the ledger and the pool lock (see exclusion).

@@ -12,9 +12,10 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import measure, validation
-from .connection import DEFAULT_URI, connect
-from .errors import InputError
+from tdx_provider import validation
+from tdx_provider.connection import DEFAULT_URI, connect
+from tdx_provider.errors import InputError
+from tdx_provider.host import measure
 
 RTMR_NOTE = ("not computed: RTMR[0] depends on QEMU's ACPI tables, the TD HOB and "
              "the firmware's variables, RTMR[1] on how QEMU patches the kernel's setup header, "

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from . import introspect
-from .connection import is_no_such
-from .errors import ConflictError, LibvirtOperationError
-from .metadata import NAMESPACE, PREFIX, Owner
+from tdx_provider.connection import is_no_such
+from tdx_provider.errors import ConflictError, LibvirtOperationError
+from tdx_provider.guest import introspect
+from tdx_provider.metadata import NAMESPACE, PREFIX, Owner
 
 STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",

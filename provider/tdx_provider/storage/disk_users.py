@@ -85,8 +85,8 @@ from typing import NamedTuple, TypeVar
 import libvirt
 from lxml import etree
 
-from . import events
-from .connection import is_no_such
+from tdx_provider import events
+from tdx_provider.connection import is_no_such
 
 PATIENCE = float(os.environ.get("PULUMI_TDX_DOMAIN_PATIENCE_SECONDS", "0.05"))
 READERS = 8  # threads that read one scan's domains; a held domain keeps one of them

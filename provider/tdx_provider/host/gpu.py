@@ -18,10 +18,10 @@ from pathlib import Path
 import libvirt
 from lxml import etree
 
-from .connection import is_no_such
-from .errors import InputError, LibvirtOperationError, TdxError
-from .validation import PciAddress
-from .validation import argv as validate_argv
+from tdx_provider.connection import is_no_such
+from tdx_provider.errors import InputError, LibvirtOperationError, TdxError
+from tdx_provider.validation import PciAddress
+from tdx_provider.validation import argv as validate_argv
 
 NVIDIA_VENDOR_ID = "0x10de"
 DMA_ENTRY_LIMIT_PARAM = Path("sys/module/vfio_iommu_type1/parameters/dma_entry_limit")

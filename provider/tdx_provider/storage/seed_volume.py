@@ -13,11 +13,12 @@ import hashlib
 
 import libvirt
 
-from . import disk_users, ledger, retry, streams, volume
-from .connection import lookup_volume as lookup
-from .errors import ConflictError, InUseError
-from .exclusion import pool_lock
-from .metadata import Owner
+from tdx_provider import retry
+from tdx_provider.connection import lookup_volume as lookup
+from tdx_provider.errors import ConflictError, InUseError
+from tdx_provider.metadata import Owner
+from tdx_provider.storage import disk_users, ledger, streams, volume
+from tdx_provider.storage.exclusion import pool_lock
 
 # The seed may carry user-data secrets: readable by QEMU (libvirt labels it), not by others.
 SEED_MODE = "0600"

@@ -59,9 +59,10 @@ from dataclasses import asdict, dataclass
 import libvirt
 from lxml import etree
 
-from . import retry, streams
-from .connection import is_no_such, lookup_volume
-from .errors import LibvirtOperationError
+from tdx_provider import retry
+from tdx_provider.connection import is_no_such, lookup_volume
+from tdx_provider.errors import LibvirtOperationError
+from tdx_provider.storage import streams
 
 LOCK_VOLUME = "pulumi-tdx-lock.json"
 BREAK_VOLUME = "pulumi-tdx-lock-break.json"

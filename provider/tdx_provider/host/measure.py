@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TdxError
+from tdx_provider.errors import TdxError
 
 PAGE_SIZE = 0x1000
 EXTEND_CHUNK = 0x100  # TDH.MR.EXTEND measures 256 bytes per call

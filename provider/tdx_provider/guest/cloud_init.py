@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from tdx_provider.errors import InputError
 
 CLOUD_CONFIG_HEADER = "#cloud-config"
 # User-data cloud-init acts on: its documented headers (anything else is ignored by the guest).

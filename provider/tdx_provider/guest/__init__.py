@@ -1,0 +1,1 @@
+"""Guests: domain lifecycle, domain XML (templates), live introspection, first-boot seeds."""

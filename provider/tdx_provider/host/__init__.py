@@ -1,0 +1,1 @@
+"""Host: readiness checks for TDX, GPU validation and preparation, expected measurements."""

@@ -1,0 +1,1 @@
+"""Storage: pools, volumes, images, the pool ledger and its lock, disk users."""

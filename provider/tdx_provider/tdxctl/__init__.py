@@ -1,0 +1,1 @@
+"""``tdxctl``: the operator's command line over the engine."""
