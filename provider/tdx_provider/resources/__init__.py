@@ -1,0 +1,1 @@
+"""The engine's resource controllers: check, diff, create, read, update, delete per resource."""
