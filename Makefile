@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Where `make dist` writes the wheel.
 DIST ?= dist
 
-.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench soak dist
+.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench soak dist docs
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +26,10 @@ test-libvirt:
 
 test-e2e:
 	source scripts/env.sh && $(PY) -m pytest -q tests/e2e
+
+# docs/resources.md and the schema the native plugin serves, from the specs (after a spec change).
+docs:
+	$(PY) -m tdx_provider.native.docs
 
 lint:
 	.venv/bin/ruff check provider sdk tests examples bench policy
