@@ -22,7 +22,7 @@ import pytest
 from lxml import etree
 
 from tdx_provider.connection import connect
-from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider, check_seed
+from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider
 from tdx_provider.errors import ConflictError, InUseError
 from tdx_provider.guest import cloud_init, domain, seed_image, xml
 from tdx_provider.metadata import Owner
@@ -67,7 +67,7 @@ def make_seed(uri: str, pool_name: str, key: str, resource: str) -> dict[str, An
     news = {"uri": uri, "pool": pool_name, "hostname": HOSTNAME,
             "users": [{"name": "ops", "ssh_authorized_keys": [key], "sudo": True}],
             "owner": {"project": PROJECT, "stack": pool_name, "resource": resource}}
-    checker = check_seed({}, news)
+    checker = CloudInitSeedProvider().check({}, news)
     assert not checker.failures, checker.failures
     return dict(CloudInitSeedProvider().create(checker.inputs).outs or {})
 

@@ -103,7 +103,7 @@ class Resource:
 
     # -- check ------------------------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any], *,
-              readiness: bool = True) -> Checked:
+              readiness: bool = True, root: Path | None = None) -> Checked:
         """Defaults, field validation (each failure names its property), then
         :meth:`check_more` (checks across fields and against the host)."""
         checker = Checker(news)
@@ -123,11 +123,12 @@ class Resource:
                 checker.field(f.name, f.validate, optional=not f.required)
             elif f.required and value is None:
                 checker.fail(f.name, "is required")
-        warnings = self.check_more(olds, checker, readiness=readiness)
+        warnings = self.check_more(olds, checker, readiness=readiness,
+                                   root=root or host_root())
         return Checked(checker.inputs, checker.failures, warnings or [])
 
-    def check_more(self, olds: dict[str, Any], checker: Checker, *,
-                   readiness: bool = True) -> list[str] | None:
+    def check_more(self, olds: dict[str, Any], checker: Checker, *, readiness: bool,
+                   root: Path) -> list[str] | None:
         """Checks across fields or against the host; may fill computed inputs."""
         return None
 
@@ -159,6 +160,15 @@ class Resource:
         return False
 
     # -- lifecycle --------------------------------------------------------------------------
+    def begin(self, operation: str, props: dict[str, Any]) -> None:
+        """Called by adapters before an operation. After a create, update or delete this
+        process may soon ask which domains use a volume: warm that listing now."""
+        uri = props.get("uri")
+        if operation in ("create", "update", "delete") and isinstance(uri, str):
+            from tdx_provider.storage import disk_users
+
+            disk_users.warm(uri)
+
     def create(self, props: dict[str, Any]) -> State:
         raise NotImplementedError
 
