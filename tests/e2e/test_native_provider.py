@@ -1,0 +1,192 @@
+"""The native provider plugin (``pulumi-resource-tdx``) through the real Pulumi CLI: a Python
+program of ``pulumi_tdx.native`` resources goes up, previews a change per property, updates and
+replaces, refreshes a drift, and goes down; the schema the CLI reads is the generated one;
+failures reach the user as one line. The host comes from the provider's ``tdx:uri`` config
+(no resource names a uri), on each libvirt host of the matrix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tdx_provider.connection import connect
+from tdx_provider.native import schema
+from tests.e2e.test_lifecycle import libvirt_names
+from tests.support import guest as tg
+from tests.support.hosts import LibvirtHost
+from tests.support.stack import Stack, pulumi_env, steps
+
+pytestmark = pytest.mark.e2e
+BOOT_TIMEOUT = 90.0
+
+PROGRAM = """
+import pulumi
+from pulumi_tdx import native as tdx
+
+cfg = pulumi.Config()
+prefix, work = cfg.require("prefix"), cfg.require("work")
+pool = tdx.Pool("pool", name=prefix, path=f"{work}/pool", autostart=False)
+base = tdx.BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"),
+                     sha256=cfg.require("sha256"))
+disk = tdx.Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk")
+td = tdx.TrustDomain(
+    "td", overlay=disk, name=f"{prefix}-td", memory_mib=cfg.get_int("memory") or 256, vcpus=1,
+    tdx=False, domain_type="qemu", vsock=False,
+    # Pulumi never sends a None input; a secret None is how a program says "no network" here
+    network=pulumi.Output.secret(None),
+    kernel=cfg.require("kernel"), initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline"),
+    console_log=f"{work}/td.log", shutdown_timeout=cfg.get_int("timeout") or 30)
+pulumi.export("ssh_port", td.ssh_port)
+pulumi.export("state", td.state)
+pulumi.export("disk_key", disk.key)
+pulumi.export("backing_path", disk.backing_path)
+"""
+
+
+def native_resources(stack: Stack) -> dict[str, dict[str, Any]]:
+    """name -> resource of the ``tdx:index:*`` resources in state."""
+    state = json.loads(stack.run("stack", "export", "--show-secrets").stdout)
+    return {r["urn"].rsplit("::", 1)[-1]: r for r in state["deployment"].get("resources") or []
+            if r["type"].startswith("tdx:index:")}
+
+
+def detailed_diff(plan: dict[str, Any], name: str) -> dict[str, str]:
+    """property -> diff kind of one resource's step in a ``pulumi preview --json`` plan."""
+    for step in plan.get("steps", []):
+        if step.get("urn", "").endswith(f"::{name}") and step.get("detailedDiff"):
+            return {k: v["kind"] for k, v in step["detailedDiff"].items()}
+    return {}
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
+          guest: tg.TestGuest, libvirt_host: LibvirtHost) -> Stack:
+    s = make_stack(PROGRAM, project="ptdx-e2e-native")
+    s.config({
+        "tdx:uri": libvirt_host.uri, "prefix": e2e_id, "work": str(work_dir),
+        "kernel": str(guest.kernel), "initrd": str(guest.initrd),
+        "image": str(guest.base_image), "cmdline": tg.CMDLINE,
+        "sha256": hashlib.sha256(guest.base_image.read_bytes()).hexdigest(),
+    })
+    return s
+
+
+def test_native_stack_goes_up_changes_refreshes_and_goes_down(
+        stack: Stack, e2e_id: str, work_dir: Path, libvirt_host: LibvirtHost) -> None:
+    uri = libvirt_host.uri
+    plan = steps(stack.preview_json())
+    assert {plan[n] for n in ("pool", "base", "disk", "td")} == {"create"}
+    assert libvirt_names(uri, e2e_id) == {"domains": [], "pools": [], "volumes": []}
+
+    up = stack.up()
+    assert "using pulumi-resource-tdx from $PATH" in up.output  # the venv's plugin, no download
+    outputs = stack.outputs()
+    assert libvirt_names(uri, e2e_id) == {"domains": [f"{e2e_id}-td"], "pools": [e2e_id],
+                                          "volumes": sorted([f"{e2e_id}-base",
+                                                             f"{e2e_id}-disk"])}
+    assert outputs["state"] == "running"
+    assert outputs["backing_path"] == f"{work_dir}/pool/{e2e_id}-base"
+    resources = native_resources(stack)
+    assert {r["type"] for r in resources.values()} == {
+        "tdx:index:Pool", "tdx:index:BaseImage", "tdx:index:Overlay", "tdx:index:TrustDomain"}
+    assert resources["td"]["outputs"]["memoryMib"] == 256  # camelCase in state
+    assert resources["td"]["outputs"]["uri"] == uri  # the provider's
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
+    assert tg.read_banner(outputs["ssh_port"], 30) == tg.SSH_BANNER
+
+    stack.preview("--expect-no-changes")
+
+    # an in-place change and a replacing one, each named by property in the plan
+    stack.config({"timeout": 20})
+    plan_json = stack.preview_json()
+    assert steps(plan_json)["td"] == "update"
+    assert detailed_diff(plan_json, "td") == {"shutdownTimeout": "update"}
+    stack.up()
+    stack.config({"memory": 320})
+    plan_json = stack.preview_json()
+    assert steps(plan_json)["td"] == "replace"
+    assert detailed_diff(plan_json, "td") == {"memoryMib": "update-replace"}
+    stack.up()
+    with connect(uri) as conn:
+        assert conn.lookupByName(f"{e2e_id}-td").maxMemory() == 320 * 1024
+    assert stack.outputs()["disk_key"] == outputs["disk_key"]
+
+    # a drift: refresh reads it into the inputs, preview shows it, up converges
+    with connect(uri) as conn:
+        conn.storagePoolLookupByName(e2e_id).setAutostart(1)
+    stack.refresh()
+    preview = stack.preview()
+    assert "~ autostart: true => false" in preview.output, preview.output
+    stack.up()
+    with connect(uri) as conn:
+        assert not conn.storagePoolLookupByName(e2e_id).autostart()
+    stack.preview("--expect-no-changes")
+
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
+    result = stack.destroy()
+    assert libvirt_names(uri, e2e_id) == {"domains": [], "pools": [], "volumes": []}
+    assert "stopped by ACPI" in result.output  # the engine's line, under the resource
+    assert tg.ACPI_POWEROFF_MARKER in (work_dir / "td.log").read_text()
+
+
+BAD_PROGRAM = """
+import pulumi
+from pulumi_tdx import native as tdx
+
+cfg = pulumi.Config()
+prefix, work = cfg.require("prefix"), cfg.require("work")
+tdx.Pool("pool", name=prefix, path=cfg.require("path"), autostart=False)
+tdx.TrustDomain("td", overlay=f"{work}/none.qcow2", memory_mib=cfg.get_int("memory") or 256,
+                vcpus=1, tdx=False, domain_type="qemu", vsock=False,
+                network=pulumi.Output.secret(None))
+"""
+
+
+def test_native_failures_are_one_line_naming_resource_and_property(
+        make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path) -> None:
+    stack = make_stack(BAD_PROGRAM, project="ptdx-e2e-native")
+    stack.config({"prefix": e2e_id, "work": str(work_dir), "path": str(work_dir / "pool"),
+                  "memory": 32})
+    preview = stack.preview(check=False)
+    assert preview.returncode != 0
+    assert ("tdx:index:TrustDomain resource 'td': property memoryMib value {32} has a problem: "
+            "memory_mib: must be at least 64 (got 32)") in preview.output
+    # a create the host refuses: another pool already holds the path
+    with connect("qemu:///system") as conn:
+        other = conn.storagePoolDefineXML(
+            f"<pool type='dir'><name>{e2e_id}-other</name><target><path>{work_dir}/pool"
+            "</path></target></pool>", 0)
+    try:
+        stack.config({"memory": 256})
+        up = stack.run("up", "--yes", "--skip-preview", "--target",
+                       "urn:pulumi:test::ptdx-e2e-native::tdx:index:Pool::pool", check=False)
+        assert up.returncode != 0
+        lines = [ln for ln in up.output.splitlines() if "Pool 'pool': create failed" in ln]
+        assert lines and all(f"{e2e_id}-other" in ln for ln in lines), up.output
+        assert "Traceback" not in up.output and 'File "' not in up.output
+    finally:
+        other.undefine()
+    assert libvirt_names("qemu:///system", e2e_id)["pools"] == []
+
+
+def test_the_cli_reads_the_generated_schema_from_the_plugin(work_dir: Path) -> None:
+    plugin = shutil.which("pulumi-resource-tdx")
+    assert plugin, "pulumi-resource-tdx is not on PATH: run `make setup`"
+
+    def pulumi(*args: str) -> str:
+        proc = subprocess.run(["pulumi", *args], cwd=work_dir, env=pulumi_env(work_dir),
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    printed = pulumi("package", "get-schema", plugin)
+    assert json.loads(printed) == json.loads(schema.render())
+    (work_dir / "schema.json").write_text(printed)
+    pulumi("schema", "check", str(work_dir / "schema.json"))  # Pulumi's own validation
