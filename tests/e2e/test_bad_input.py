@@ -78,7 +78,7 @@ TEMPLATES = {
 
 def schema_invalid_template() -> str:
     """Our own VM template with one value libvirt's RelaxNG schema does not allow."""
-    text = (REPO_ROOT / "provider/tdx_provider/templates/regular_vm.xml.j2").read_text()
+    text = (REPO_ROOT / "provider/tdx_provider/guest/templates/regular_vm.xml.j2").read_text()
     bad = text.replace("<vcpu placement='static'>", "<vcpu placement='sideways'>")
     assert bad != text
     return bad

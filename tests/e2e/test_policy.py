@@ -134,7 +134,7 @@ def test_regular_vm_stacks_pass_fail_and_warn_by_rule_and_config(vm_stack: Polic
                       "BaseImage 'base'", ": sha256 is not set")
     # a template that opens VNC
     template = work_dir / "vnc.xml.j2"
-    builtin = REPO_ROOT / "provider" / "tdx_provider" / "templates" / "regular_vm.xml.j2"
+    builtin = REPO_ROOT / "provider" / "tdx_provider" / "guest" / "templates" / "regular_vm.xml.j2"
     template.write_text(builtin.read_text().replace(
         "  </devices>", "    <graphics type='vnc' port='-1' listen='0.0.0.0'/>\n  </devices>"))
     assert_fails_with(vm_stack.preview(ALLOW_VM, vm={"template": str(template)}),
