@@ -11,7 +11,7 @@ and prints; the behaviour is the engine's, shared with the provider:
   parallel; the overlays are released in the ledger);
 - ``host-check``: :mod:`tdx_provider.host.report`, the checks preview runs for a TD;
 - ``measure``: :mod:`tdx_provider.host.expected_mrtd`, the MRTD the TD preview shows;
-- ``render``: :mod:`tdx_provider.tdxctl.render`, the preview checks and render of a
+- ``render``: :mod:`tdx_provider.resources.trust_domain_render`, the preview checks and render of a
   TrustDomain.
 
 Any other command runs ``virsh -c URI ...`` (:mod:`~tdx_provider.tdxctl.commands.virsh`).

@@ -1,7 +1,7 @@
 """``tdxctl render INPUTS.json``: the domain XML a TrustDomain with these inputs would define.
 
-The checks and the render are :mod:`tdx_provider.tdxctl.render` (the provider's own preview
-checks); this module only reads the options and prints.
+The checks and the render are :mod:`tdx_provider.resources.trust_domain_render` (the
+provider's own preview checks); this module only reads the options and prints.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tdx_provider.connection import DEFAULT_URI
-from tdx_provider.tdxctl import render
+from tdx_provider.resources import trust_domain_render as render
 from tdx_provider.tdxctl.base import PROG, Command, CommandError, ExitCode, add_root_option
 
 

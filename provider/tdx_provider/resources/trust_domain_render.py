@@ -1,4 +1,4 @@
-"""``tdxctl render``: the domain XML a TrustDomain with given inputs would define on a host.
+"""What ``tdxctl render`` prints: the domain XML a TrustDomain with given inputs would define.
 
 The inputs go through the provider's own preview checks (the engine's
 :class:`~tdx_provider.resources.trust_domain.TrustDomainResource` check:
