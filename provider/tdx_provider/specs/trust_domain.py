@@ -78,8 +78,9 @@ TRUST_DOMAIN = ResourceSpec(
         Field("ssh_bind_address", STRING, "Host address the SSH forward listens on; "
               "``0.0.0.0`` to reach it from other hosts.", default="127.0.0.1",
               validate=td.bind_address),
-        Field("network", STRING, "libvirt network for a second NIC; ``\"\"`` (None in Python) "
-              "for none.", default="default", default_when_missing=True, validate=td.network),
+        Field("network", STRING, "libvirt network for a second NIC. The SDKs default to the "
+              "``default`` network; None (or omitted where no SDK fills it in) means none.",
+              default="default", sdk_default=True, validate=td.network),
         Field("vsock", BOOLEAN, "Attach a vsock device.", default=True,
               validate=validation.boolean),
         Field("cid", INTEGER, "vsock guest CID; None lets libvirt pick one. Output: the CID "

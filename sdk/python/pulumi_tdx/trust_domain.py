@@ -169,8 +169,7 @@ class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
             kernel=kernel, initrd=initrd, cmdline=cmdline,
             gpus=gpus if gpus is not None else [],
             gpu_setup_command=gpu_setup_command, dma_entry_limit=dma_entry_limit,
-            ssh_host_port=ssh_host_port, ssh_bind_address=ssh_bind_address,
-            network=network if network is not None else "",  # None would not reach the engine
+            ssh_host_port=ssh_host_port, ssh_bind_address=ssh_bind_address, network=network,
             vsock=vsock, cid=cid,
             qgs=qgs.to_dict() if isinstance(qgs, QuoteGenerationService) else qgs,  # type: ignore[arg-type]
             domain_type=domain_type, template=template, console_log=console_log,
