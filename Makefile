@@ -32,7 +32,7 @@ docs:
 	$(PY) -m tdx_provider.native.docs
 
 lint:
-	.venv/bin/ruff check provider sdk tests examples bench policy
+	.venv/bin/ruff check provider sdk tests examples bench policy scripts
 	.venv/bin/mypy --ignore-missing-imports provider/tdx_provider sdk/python/pulumi_tdx bench/soak
 	cd policy && ../.venv/bin/mypy --ignore-missing-imports tdx_policy
 

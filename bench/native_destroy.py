@@ -34,7 +34,7 @@ for i in range(n):
     disk = tdx.Overlay(f"disk-{{i}}", pool=pool, base_image=base, name=f"{{prefix}}-disk-{{i}}")
     tdx.TrustDomain(
         f"td-{{i}}", overlay=disk, name=f"{{prefix}}-td-{{i}}", memory_mib=256, vcpus=1,
-        tdx=False, domain_type="qemu", vsock=False, network=pulumi.Output.secret(None),
+        tdx=False, domain_type="qemu", vsock=False, network=None,
         kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
         cmdline=cfg.require("cmdline"), console_log=f"{{work}}/td-{{i}}.log")
 """

@@ -46,8 +46,7 @@ for index, uri in enumerate(uris):
         firmware=config.get("firmware"), kernel=config.get("kernel"),
         initrd=config.get("initrd"), cmdline=config.get("cmdline"),
         vsock=config.get_bool("vsock") is not False,
-        # Pulumi sends no None input: a secret None says "no libvirt network"
-        network=pulumi.Output.secret(None) if network == "none" else network,
+        network=None if network == "none" else network,
         console_log=f"{console_dir}/{name}-td.log" if console_dir else None,
         opts=on_host)
     ssh_ports[str(index)] = td.ssh_port

@@ -14,26 +14,14 @@ import pytest
 
 from tdx_provider.connection import connect
 from tests.support.guest import TestGuest
+from tests.support.programs import program
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 URI = "qemu:///system"
-
-# What the imported resources' inputs say, as a program declares it (our language host cannot
-# generate Python code: `pulumi import --generate-code=false`).
-PROGRAM = """
-import pulumi
-from pulumi_tdx import native as tdx
-
-cfg = pulumi.Config()
-prefix, path = cfg.require("prefix"), cfg.require("path")
-opts = pulumi.ResourceOptions(protect=True)
-tdx.Pool("pool", name=prefix, path=path, autostart=False, shared=False, opts=opts)
-tdx.BaseImage("base", pool=prefix, name=f"{prefix}-base", source=f"{path}/{prefix}-base",
-              format="qcow2", opts=opts)
-tdx.Overlay("disk", pool=prefix, name=f"{prefix}-disk", base_image=f"{path}/{prefix}-base",
-            capacity=67108864, opts=opts)
-"""
+# What the imports read, as a program declares it (the Python language host built here cannot
+# generate code: `pulumi import --generate-code=false`).
+PROGRAM = program("native_imported")  # tests/fixtures/programs/native_imported
 
 
 def make_by_hand(prefix: str, path: Path, guest: TestGuest) -> dict[str, str]:

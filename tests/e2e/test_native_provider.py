@@ -21,33 +21,13 @@ from tdx_provider.native import schema
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
+from tests.support.programs import program
 from tests.support.stack import Stack, pulumi_env, steps
 
 pytestmark = pytest.mark.e2e
 BOOT_TIMEOUT = 90.0
 
-PROGRAM = """
-import pulumi
-from pulumi_tdx import native as tdx
-
-cfg = pulumi.Config()
-prefix, work = cfg.require("prefix"), cfg.require("work")
-pool = tdx.Pool("pool", name=prefix, path=f"{work}/pool", autostart=False)
-base = tdx.BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"),
-                     sha256=cfg.require("sha256"))
-disk = tdx.Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk")
-td = tdx.TrustDomain(
-    "td", overlay=disk, name=f"{prefix}-td", memory_mib=cfg.get_int("memory") or 256, vcpus=1,
-    tdx=False, domain_type="qemu", vsock=False,
-    # Pulumi never sends a None input; a secret None is how a program says "no network" here
-    network=pulumi.Output.secret(None),
-    kernel=cfg.require("kernel"), initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline"),
-    console_log=f"{work}/td.log", shutdown_timeout=cfg.get_int("timeout") or 30)
-pulumi.export("ssh_port", td.ssh_port)
-pulumi.export("state", td.state)
-pulumi.export("disk_key", disk.key)
-pulumi.export("backing_path", disk.backing_path)
-"""
+PROGRAM = program("native_vm")  # tests/fixtures/programs/native_vm
 
 
 def native_resources(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -136,17 +116,7 @@ def test_native_stack_goes_up_changes_refreshes_and_goes_down(
     assert tg.ACPI_POWEROFF_MARKER in (work_dir / "td.log").read_text()
 
 
-BAD_PROGRAM = """
-import pulumi
-from pulumi_tdx import native as tdx
-
-cfg = pulumi.Config()
-prefix, work = cfg.require("prefix"), cfg.require("work")
-tdx.Pool("pool", name=prefix, path=cfg.require("path"), autostart=False)
-tdx.TrustDomain("td", overlay=f"{work}/none.qcow2", memory_mib=cfg.get_int("memory") or 256,
-                vcpus=1, tdx=False, domain_type="qemu", vsock=False,
-                network=pulumi.Output.secret(None))
-"""
+BAD_PROGRAM = program("native_bad_inputs")  # tests/fixtures/programs/native_bad_inputs
 
 
 def test_native_failures_are_one_line_naming_resource_and_property(

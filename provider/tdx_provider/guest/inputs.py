@@ -17,6 +17,12 @@ DOMAIN_TYPES = ("kvm", "qemu")
 MAX_SHUTDOWN_TIMEOUT = 3600
 
 
+def network(field: str, value: Any) -> str | None:
+    """A libvirt network name, or "" for none (Pulumi drops None values on the wire, where an
+    omitted network means the default one)."""
+    return None if value == "" else validation.name(field, value)
+
+
 def existing_file(field: str, value: Any) -> str:
     return validation.absolute_path(field, value, must_exist=True)
 

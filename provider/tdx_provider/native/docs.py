@@ -14,13 +14,23 @@ from typing import Any
 from tdx_provider.native import schema
 
 HEADER = """\
-# Resource reference
+# Resources
 
-Generated from the package schema (`pulumi package get-schema tdx`) by `make docs`; do not
-edit. Property names are the schema's (camelCase, as in YAML and other languages); the Python
-SDK takes the same names in snake_case (`memoryMib` is `memory_mib`). "Replaces" marks inputs
-whose change replaces the resource; the others are applied in place.
+Generated from the package schema (`pulumi package get-schema tdx`) by `make docs`, from the
+specs in `provider/tdx_provider/specs/`; do not edit (the rules at the end come from
+`docs/resource-rules.md`). Property names are the schema's (camelCase, as in YAML and other
+languages); the Python SDKs take the same names in snake_case (`memoryMib` is `memory_mib`).
+"Replaces" marks inputs whose change replaces the resource; the others are applied in place.
+
+Two ways to the same engine: `pulumi_tdx` (Python dynamic providers, types
+`pulumi-python:dynamic/tdx:Pool`, ...; every resource takes `uri`, default `qemu:///system`)
+and the native provider plugin `pulumi-resource-tdx` (types `tdx:index:Pool`, ...; any Pulumi
+language, `pulumi import`, provider config `tdx:uri` and explicit providers, one per host; from
+Python through `pulumi_tdx.native`). Names given by the user are used as-is; an omitted `name`
+becomes the resource name plus a random suffix. Every input is checked at `pulumi preview`,
+which names the property and creates nothing.
 """
+RULES = Path(__file__).resolve().parents[3] / "docs" / "resource-rules.md"
 
 
 def _cell(text: str) -> str:
@@ -112,6 +122,9 @@ def render(pkg: dict[str, Any]) -> str:
     lines += ["## Types", ""]
     for token, type_ in pkg["types"].items():
         lines += _object_type(token, type_)
+    if RULES.exists():
+        lines += [line for line in RULES.read_text().splitlines()
+                  if not line.startswith("<!--")]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

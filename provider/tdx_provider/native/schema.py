@@ -91,8 +91,8 @@ def _object_types(type_: Any, into: dict[str, dict[str, Any]]) -> None:
 
 
 def _always_set(field: Any) -> bool:
-    """An input whose default fills it in state whatever the program says."""
-    return field.has_default and field.default is not None and not field.default_when_missing
+    """An input whose default the engine fills in, whatever the program says."""
+    return field.has_default and field.default is not None and not field.sdk_default
 
 
 def _resource(spec: Any) -> dict[str, Any]:

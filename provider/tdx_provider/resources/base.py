@@ -108,10 +108,7 @@ class Resource:
         :meth:`check_more` (checks across fields and against the host)."""
         checker = Checker(news)
         for f in self.spec.inputs:
-            if not f.has_default:
-                continue
-            missing = f.name not in checker.inputs
-            if missing or (not f.default_when_missing and checker.inputs[f.name] is None):
+            if f.has_default and not f.sdk_default and checker.inputs.get(f.name) is None:
                 checker.inputs[f.name] = _copy(f.default)
         if self.auto_named:
             resource = (news.get("owner") or {}).get("resource") or self.spec.name.lower()

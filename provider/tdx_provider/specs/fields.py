@@ -66,8 +66,9 @@ Validator = Callable[[str, Any], Any]
 class Field:
     """One property of a resource.
 
-    ``default`` applies when the input is missing or None, or with ``default_when_missing``
-    only when it is missing (an explicit None then means "none", as ``network=None`` does).
+    ``default`` applies when the input is missing or None. With ``sdk_default`` it is the SDKs'
+    default only: the engine takes a missing value as None, because Pulumi drops None values on
+    the wire and None must keep meaning "none" (``network=None``: no second NIC).
     ``keep_when_none``: None in the new inputs means "whatever it is now" (a computed value
     such as a detected format or a CID libvirt assigned), so it is no diff.
     ``input``/``output`` say where the property appears; an input is also an output (state
@@ -87,7 +88,7 @@ class Field:
     output: bool = True
     internal: bool = False
     keep_when_none: bool = False
-    default_when_missing: bool = False
+    sdk_default: bool = False
     added_later: bool = False  # state written before it existed: a missing old value = default
 
     @property
@@ -151,6 +152,10 @@ class ResourceSpec:
     def legacy_defaults(self) -> dict[str, Any]:
         """Defaults of inputs added after the first release: what a missing old value meant."""
         return {f.name: f.default for f in self.inputs if f.added_later}
+
+    def sdk_defaults(self) -> dict[str, Any]:
+        """Defaults the SDKs fill in and the engine does not."""
+        return {f.name: f.default for f in self.inputs if f.sdk_default}
 
     def defaults(self) -> dict[str, Any]:
         return {f.name: f.default for f in self.inputs if f.has_default}

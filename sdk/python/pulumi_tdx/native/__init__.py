@@ -22,6 +22,7 @@ import pulumi
 
 from pulumi_tdx.cloud_init_seed import SeedUser
 from pulumi_tdx.trust_domain import QuoteGenerationService
+from tdx_provider import defaults
 
 from ._base import NativeResource, check_names
 
@@ -149,6 +150,7 @@ class TrustDomain(NativeResource):
         (``name``, ``tdx``, ``firmware``, ``kernel``, ``domain_type``, ``ssh_host_port``, ...)."""
         check_names(self._token, inputs)
         super().__init__(resource_name, {
+            "network": defaults.NETWORK,  # the SDKs' default; None (dropped on the wire): none
             **inputs,
             "overlay": overlay.path if isinstance(overlay, Overlay) else overlay,
             "memory_mib": memory_mib, "vcpus": vcpus,

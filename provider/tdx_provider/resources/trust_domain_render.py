@@ -1,4 +1,4 @@
-"""``tdxctl render``: the domain XML a TrustDomain with given inputs would define on a host.
+"""What ``tdxctl render`` prints: the domain XML a TrustDomain with given inputs would define.
 
 The inputs go through the provider's own preview checks (the engine's
 :class:`~tdx_provider.resources.trust_domain.TrustDomainResource` check:
@@ -63,8 +63,9 @@ def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Render
     from tdx_provider.connection import connect
     from tdx_provider.guest.domain_spec import backing_chain, render_document
     from tdx_provider.resources.trust_domain import TRUST_DOMAIN_RESOURCE
+    from tdx_provider.specs import TRUST_DOMAIN
 
-    news = dict(inputs)
+    news = {**TRUST_DOMAIN.sdk_defaults(), **inputs}  # INPUTS.json holds SDK keyword args
     if uri is not None:
         news["uri"] = uri
     news["owner"] = {**RENDER_OWNER, "resource": str(news.get("name") or "td")}
