@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pulumi.provider.experimental import provider as p
 from pulumi.provider.experimental.property_value import PropertyValue
 
+from tdx_provider.checking import UNKNOWN
 from tdx_provider.native import schema
 from tdx_provider.native.engine_log import EngineLog
 from tdx_provider.native.values import Plain, from_plain, to_plain
@@ -129,8 +130,9 @@ class TdxProvider(p.Provider):
             self.uri = uri.value
         elif request.variables.get("tdx:uri"):
             self.uri = request.variables["tdx:uri"]
-        # Previews show checked inputs as outputs (no Create preview); ids stand for resources.
-        return p.ConfigureResponse(accept_secrets=True, supports_preview=False,
+        # Create and Update answer previews (outputs not known yet are unknown, which YAML
+        # needs: a missing output is null to it); ids stand for resources.
+        return p.ConfigureResponse(accept_secrets=True, supports_preview=True,
                                    accept_resources=False, accept_outputs=False)
 
     # -- resources --------------------------------------------------------------------------
@@ -174,6 +176,11 @@ class TdxProvider(p.Provider):
     async def create(self, request: p.CreateRequest) -> p.CreateResponse:
         spec, controller = self._resource(request.urn)
         props = self._plain(request.urn, spec, request.properties)
+        if request.preview:  # what only create reports is not known yet: unknown, not null
+            unknown = {f.name: UNKNOWN for f in spec.outputs
+                       if not f.input and props.values.get(f.name) is None}
+            return p.CreateResponse("", from_plain({**props.values, **unknown}, spec,
+                                                     props.secret))
         state = await self._call(controller, props.values, "create", props.values)
         outputs = {**props.values, **state.outputs}
         return p.CreateResponse(state.id, from_plain(outputs, spec, props.secret))
@@ -201,6 +208,9 @@ class TdxProvider(p.Provider):
         spec, controller = self._resource(request.urn)
         olds = self._plain(request.urn, spec, request.olds)
         news = self._plain(request.urn, spec, request.news)
+        if request.preview:  # the outputs an update leaves are the old ones, until it runs
+            return p.UpdateResponse(from_plain({**olds.values, **news.values}, spec,
+                                               news.secret))
         outputs = await self._call(controller, news.values, "update", request.resource_id,
                                    olds.values, news.values)
         return p.UpdateResponse(from_plain({**news.values, **outputs}, spec, news.secret))

@@ -1,0 +1,69 @@
+"""examples/yaml through the YAML language host and the native provider: a pool, a base image,
+an overlay and a guest go up, a change previews as a property-level replacement, and the stack
+goes down; a wrong type or a missing required property is refused at preview by the schema,
+before anything is made."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_lifecycle import libvirt_names
+from tests.support import guest as tg
+from tests.support.stack import REPO_ROOT, Stack, steps
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = REPO_ROOT / "examples" / "yaml" / "Pulumi.yaml"
+URI = "qemu:///system"
+
+
+@pytest.fixture
+def yaml_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
+               guest: tg.TestGuest) -> Stack:
+    assert shutil.which("pulumi-language-yaml"), "no pulumi-language-yaml: run `make setup`"
+    stack = make_stack("", project="pulumi-tdx-yaml")  # the example's project name
+    (stack.project_dir / "Pulumi.yaml").write_text(EXAMPLE.read_text())
+    (stack.project_dir / "__main__.py").unlink()
+    stack.config({"prefix": e2e_id, "poolPath": str(work_dir / "pool"),
+                  "baseImage": str(guest.base_image), "kernel": str(guest.kernel),
+                  "initrd": str(guest.initrd), "cmdline": tg.CMDLINE, "tdx": "false",
+                  "domainType": "qemu", "vsock": "false", "memoryMib": 256, "vcpus": 1,
+                  "consoleLog": str(work_dir / "td.log")})
+    return stack
+
+
+def test_yaml_example_goes_up_previews_a_replacement_and_goes_down(
+        yaml_stack: Stack, e2e_id: str, work_dir: Path) -> None:
+    yaml_stack.up()
+    assert yaml_stack.outputs()["state"] == "running"
+    assert libvirt_names(URI, e2e_id)["domains"] == [f"{e2e_id}-td"]
+    yaml_stack.preview("--expect-no-changes")
+    yaml_stack.config({"memoryMib": 320})
+    preview = yaml_stack.preview()
+    assert "~ memoryMib: 256 => 320" in preview.output
+    assert steps(yaml_stack.preview_json())["td"] == "replace"
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, 90)
+    yaml_stack.destroy()
+    assert libvirt_names(URI, e2e_id) == {"domains": [], "pools": [], "volumes": []}
+
+
+@pytest.mark.parametrize(("edit", "names"), [
+    (("      vcpus: ${vcpus}", "      vcpus: lots"), "vcpus: string"),
+    (("      memoryMib: ${memoryMib}\n", ""), "name: string, overlay: string, vcpus: number"),
+], ids=["wrong-type", "missing-required"])
+def test_yaml_refuses_bad_properties_at_preview_and_makes_nothing(
+        yaml_stack: Stack, e2e_id: str, edit: tuple[str, str], names: str) -> None:
+    path = yaml_stack.project_dir / "Pulumi.yaml"
+    text = path.read_text()
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1]))
+    preview = yaml_stack.preview(check=False)
+    assert preview.returncode != 0
+    assert "tdx:index:TrustDomain is not assignable from" in preview.output
+    assert names in preview.output
+    up = yaml_stack.up(check=False)
+    assert up.returncode != 0
+    assert libvirt_names(URI, e2e_id) == {"domains": [], "pools": [], "volumes": []}
