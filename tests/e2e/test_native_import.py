@@ -5,6 +5,7 @@ declares what was read previews with no change, before and after a refresh."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,27 @@ def test_volumes_and_pool_made_by_hand_import_and_preview_with_no_change(
     stack.preview("--expect-no-changes")
     # (the fixture's teardown removes the stack and what was made by hand: pulumi-tdx deletes
     # no volume it did not create, imported ones included, so a destroy would keep them)
+
+
+def test_yaml_import_generates_code_that_previews_with_no_change(
+        make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
+        guest: TestGuest) -> None:
+    """The YAML language host generates the program of an import; appended to the project, it
+    previews with no change."""
+    assert shutil.which("pulumi-language-yaml"), "no pulumi-language-yaml: run `make setup`"
+    path = work_dir / "pool"
+    ids = make_by_hand(e2e_id, path, guest)
+    stack = make_stack("", project=e2e_id)
+    project = stack.project_dir / "Pulumi.yaml"
+    project.write_text(f"name: {e2e_id}\nruntime: yaml\n")
+    (stack.project_dir / "__main__.py").unlink()
+    spec = {"resources": [{"type": f"tdx:index:{token}", "name": name, "id": ids[name]}
+                          for name, token in (("pool", "Pool"), ("base", "BaseImage"),
+                                              ("disk", "Overlay"))]}
+    (stack.project_dir / "import.json").write_text(json.dumps(spec))
+    generated = stack.project_dir / "generated.yaml"
+    stack.run("import", "--file", "import.json", "--out", str(generated), "--yes")
+    code = generated.read_text()
+    assert "type: tdx:Overlay" in code and "baseImage:" in code, code
+    project.write_text(project.read_text() + code)
+    stack.preview("--expect-no-changes")
