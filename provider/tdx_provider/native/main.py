@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from typing import Any
 
@@ -81,6 +82,9 @@ async def serve(engine_address: str | None) -> None:
 
 def main() -> None:
     """Entry point: ``pulumi-resource-tdx [flags] <engine address>``."""
+    # libvirt forks children (ssh for qemu+ssh://) from threads while grpc runs: grpc's fork
+    # handlers must stay out of them (set before grpc is imported).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     positional = [a for a in sys.argv[1:] if not a.startswith("-")]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(positional[0] if positional else None))
