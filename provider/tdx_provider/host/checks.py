@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 import libvirt
-from lxml import etree
 
 from tdx_provider.errors import HostNotReadyError, InputError, LibvirtOperationError
 from tdx_provider.host import gpu
+from tdx_provider.readers import capabilities
 
 Status = Literal["pass", "fail", "unknown"]
 
@@ -272,17 +272,13 @@ class DomainCapabilities:
 
 
 def parse_domain_capabilities(xml: str) -> DomainCapabilities:
-    root = etree.fromstring(xml.encode())
-    known, supported = domcaps_tdx_support(xml)
-    loaders = tuple(v.text.strip() for v in root.findall("os/loader/value") if v.text)
-    shown = [_opening_tag(el) for el in (root.find("features/tdx"),
-                                         root.find("features/launchSecurity")) if el is not None]
+    caps = capabilities.DomainCapabilities.parse(xml)
+    known, supported = _tdx_support(caps)
+    loaders = tuple(value.text for value in caps.loaders if value.text)
+    shown = [f"<{feature.tag} supported='{feature.supported}'/>" if feature.supported is not None
+             else f"<{feature.tag}/>" for feature in (caps.tdx, caps.launch_security)
+             if feature is not None]
     return DomainCapabilities(known, supported, loaders, " ".join(shown) or "no <tdx> element")
-
-
-def _opening_tag(element: etree._Element) -> str:
-    attributes = "".join(f" {key!s}='{value!s}'" for key, value in element.attrib.items())
-    return f"<{element.tag}{attributes}/>"
 
 
 def read_domain_capabilities(conn: libvirt.virConnect) -> DomainCapabilities:
@@ -324,15 +320,15 @@ def check_qgs_dialect(qgs: dict[str, object], libvirt_version: int) -> None:
 
 def domcaps_tdx_support(xml: str) -> tuple[bool, bool]:
     """(libvirt knows TDX at all, libvirt says TDX is supported) from domain capabilities."""
-    root = etree.fromstring(xml.encode())
-    feature = root.find("features/tdx")
-    launch = root.find(".//launchSecurity")
-    sectypes: set[str] = set()
-    if launch is not None:
-        sectypes = {value.text or "" for value in launch.findall("enum[@name='sectype']/value")}
+    return _tdx_support(capabilities.DomainCapabilities.parse(xml))
+
+
+def _tdx_support(caps: capabilities.DomainCapabilities) -> tuple[bool, bool]:
+    feature, launch = caps.tdx, caps.launch_security
+    sectypes = {value.text for value in launch.sectypes} if launch is not None else set()
     known = feature is not None or "tdx" in sectypes
-    supported = (feature is not None and feature.get("supported") == "yes") or (
-        launch is not None and launch.get("supported") == "yes" and "tdx" in sectypes
+    supported = (feature is not None and feature.supported == "yes") or (
+        launch is not None and launch.supported == "yes" and "tdx" in sectypes
     )
     return known, supported
 

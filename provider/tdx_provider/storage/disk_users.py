@@ -83,10 +83,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import NamedTuple, TypeVar
 
 import libvirt
-from lxml import etree
 
 from tdx_provider import events
 from tdx_provider.connection import is_no_such
+from tdx_provider.readers.domain import Domain, Source
 
 PATIENCE = float(os.environ.get("PULUMI_TDX_DOMAIN_PATIENCE_SECONDS", "0.05"))
 READERS = 8  # threads that read one scan's domains; a held domain keeps one of them
@@ -143,23 +143,27 @@ class Sources(NamedTuple):
 def disks_of(xml: str) -> Sources:
     """The files (normalised) and libvirt volumes a domain XML's disks name, as their source
     and below it (``<backingStore>``, ``<mirror>``, at any depth)."""
-    return _sources(etree.fromstring(xml))
+    return _sources(Domain.parse(xml))
 
 
-def _sources(doc: etree._Element) -> Sources:
+def _sources(doc: Domain) -> Sources:
     disks: set[str] = set()
     volumes: set[VolumeRef] = set()
     layers: set[str] = set()
     layer_volumes: set[VolumeRef] = set()
-    for disk in doc.iterfind("devices/disk"):
-        top = disk.find("source")
-        for source in disk.iter("source"):
-            path = source.get("file") or source.get("dev")
-            pool, volume = source.get("pool"), source.get("volume")
-            if path:
-                (disks if source is top else layers).add(os.path.normpath(path))
-            elif pool and volume:
-                (volumes if source is top else layer_volumes).add((pool, volume))
+
+    def add(source: Source, files: set[str], refs: set[VolumeRef]) -> None:
+        path = source.path
+        if path:
+            files.add(os.path.normpath(path))
+        elif source.pool and source.volume:
+            refs.add((source.pool, source.volume))
+
+    for disk in doc.disks:
+        if disk.source is not None:
+            add(disk.source, disks, volumes)
+        for source in disk.sources_below:
+            add(source, layers, layer_volumes)
     return Sources(frozenset(disks), frozenset(volumes), frozenset(layers),
                    frozenset(layer_volumes))
 
@@ -169,9 +173,9 @@ def read_domain(dom: libvirt.virDomain) -> DomainDisks | None:
     live one (a disk hot-plugged with ``--live`` alone, the backing chains libvirt resolved);
     None when it was undefined meanwhile."""
     try:
-        current = etree.fromstring(dom.XMLDesc(0))  # live while it runs, else persistent
+        current = Domain.parse(dom.XMLDesc(0))  # live while it runs, else persistent
         sources = _sources(current)
-        if current.get("id") is not None:  # running (libvirt gives only a live one an id)
+        if current.id is not None:  # running (libvirt gives only a live one an id)
             sources |= disks_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     except libvirt.libvirtError as exc:
         if is_no_such(exc):

@@ -19,6 +19,7 @@ from tdx_provider.connection import is_no_such
 from tdx_provider.connection import lookup_volume as lookup
 from tdx_provider.errors import ConflictError, InputError, InUseError, LibvirtOperationError
 from tdx_provider.metadata import Owner
+from tdx_provider.readers.storage import Volume
 from tdx_provider.storage import disk_users, ledger, streams
 from tdx_provider.storage import pool as pools
 from tdx_provider.storage.exclusion import pool_lock
@@ -41,18 +42,17 @@ class VolumeInfo:
 
 
 def info(pool_name: str, vol: libvirt.virStorageVol) -> VolumeInfo:
-    doc = etree.fromstring(vol.XMLDesc(0))
-    fmt = doc.find("target/format")
+    doc = Volume.parse(vol.XMLDesc(0))
     _type, capacity, allocation = vol.info()
     return VolumeInfo(
         name=vol.name(),
         pool=pool_name,
         path=vol.path(),
         key=vol.key(),
-        format=fmt.get("type", "raw") if fmt is not None else "raw",
+        format=doc.format,
         capacity=capacity,
         allocation=allocation,
-        backing_path=doc.findtext("backingStore/path") or None,
+        backing_path=doc.backing_path,
     )
 
 
@@ -374,7 +374,7 @@ def volumes_backed_by(conn: libvirt.virConnect, path: str) -> list[str]:
             continue
         for vol in volumes:
             try:
-                backing = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+                backing = Volume.parse(vol.XMLDesc(0)).backing_path
             except libvirt.libvirtError:  # removed while we looked: it backs nothing now
                 continue
             if backing and os.path.normpath(backing) == wanted:
