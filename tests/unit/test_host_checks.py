@@ -16,7 +16,7 @@ from tdx_provider.host.file_checks import (
     check_tdx_firmware,
     check_vhost_vsock,
 )
-from tdx_provider.host.report import Check, HostReport
+from tdx_provider.host.readiness import Check, HostReport
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 READY = FIXTURES / "sysfs-tdx-ready"

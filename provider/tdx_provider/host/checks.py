@@ -36,7 +36,7 @@ from tdx_provider.host.libvirt_checks import (
     check_qgs_form,
     check_tdx_loader,
 )
-from tdx_provider.host.report import Check, HostReport
+from tdx_provider.host.readiness import Check, HostReport
 
 REMOTE_REASON = "remote host: not inspected"
 

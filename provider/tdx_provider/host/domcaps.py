@@ -13,7 +13,7 @@ from pathlib import Path
 import libvirt
 
 from tdx_provider.errors import InputError, LibvirtOperationError
-from tdx_provider.host.report import format_version, version_tuple
+from tdx_provider.host.readiness import format_version, version_tuple
 from tdx_provider.readers import capabilities
 
 # Upstream libvirt took <launchSecurity type='tdx'> with <quoteGenerationService path='...'/> in

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tdx_provider.host.report import Check, host_path
+from tdx_provider.host.readiness import Check, host_path
 
 KVM_TDX_PARAM = Path("sys/module/kvm_intel/parameters/tdx")
 CPUINFO = Path("proc/cpuinfo")

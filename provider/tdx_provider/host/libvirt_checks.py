@@ -9,7 +9,7 @@ import libvirt
 from tdx_provider.errors import LibvirtOperationError
 from tdx_provider.host import gpu
 from tdx_provider.host.domcaps import is_upstream_tdx, read_domain_capabilities
-from tdx_provider.host.report import Check, format_version, version_tuple
+from tdx_provider.host.readiness import Check, format_version, version_tuple
 
 # The oldest builds we know to run TDX: Canonical's TDX PPA (libvirt 10.0, QEMU 8.2, patched);
 # upstream QEMU has TDX from 10.1 and upstream libvirt from 11.6. Informational only: the
