@@ -28,7 +28,7 @@ test-e2e:
 	source scripts/env.sh && $(PY) -m pytest -q tests/e2e
 
 lint:
-	.venv/bin/ruff check provider sdk tests examples bench policy
+	.venv/bin/ruff check provider sdk tests examples bench policy scripts
 	.venv/bin/mypy --ignore-missing-imports provider/tdx_provider sdk/python/pulumi_tdx bench/soak
 	cd policy && ../.venv/bin/mypy --ignore-missing-imports tdx_policy
 

@@ -22,7 +22,7 @@ PULUMI_VERSION="${PULUMI_VERSION:-v3.274.1}"
 # The Python language host. Since v3.69 it is a nested, untagged module
 # (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3), pinned by the
 # pseudo-version of a release commit. Our Go proxy serves no version of that module (403 for
-# every release tried, see README "Platform notes"), so by default we build the host from the
+# every release tried, see docs/development.md "Platform notes"), so by default we build the host from the
 # last sdk/v3 release that still contained it as a package. It speaks the same language-host
 # gRPC protocol, but it takes Pulumi.yaml's `virtualenv` only from -root/-virtualenv flags that
 # the v3.274 CLI no longer passes; so BIN_DIR's pulumi-language-python is a small launcher

@@ -15,7 +15,7 @@ import libvirt
 
 from tdx_provider.connection import connect
 from tdx_provider.errors import TdxError
-from tdx_provider.tdxctl.cli import DECLARED
+from tdx_provider.storage.cleanup import DECLARED
 
 from .audit import lock_findings
 from .commands import Outcome, tdxctl

@@ -34,3 +34,10 @@ class Owner:
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Owner:
         return cls(data.get("project", ""), data.get("stack", ""), data.get("resource", ""))
+
+
+def owner_matches(owner: Owner, pattern: str) -> bool:
+    """``PROJECT``, ``PROJECT/STACK`` or ``PROJECT/STACK/RESOURCE`` (whole components): the
+    selector ``tdxctl delete --owner`` and ``pool-cleanup --owner`` take."""
+    wanted = pattern.split("/", 2)
+    return [owner.project, owner.stack, owner.resource][: len(wanted)] == wanted

@@ -6,22 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.programs import program
 from tests.support.stack import Stack
-
-PROGRAM = """
-from pulumi_tdx import TrustDomain
-TrustDomain("td", name="{name}", overlay="{work}/disk.qcow2", memory_mib=256, vcpus=1,
-            network=None, firmware="{work}/OVMF.fd", debug=True, tdx_policy=0x10000000,
-            mr_owner="abc", mr_config_id="{hex72}", mr_owner_config="{hex48}")
-"""
 
 
 def test_bad_attestation_inputs_fail_preview_naming_each_property(
     make_stack: Callable[..., Stack], work_dir: Path, e2e_id: str,
 ) -> None:
     (work_dir / "OVMF.fd").write_bytes(b"\0" * 16)
-    stack = make_stack(PROGRAM.format(name=e2e_id, work=work_dir, hex72="00" * 72,
-                                      hex48="ab" * 48))
+    stack = make_stack(program("bad_attestation_inputs"))
+    stack.config({"name": e2e_id, "work": str(work_dir), "hex72": "00" * 72, "hex48": "ab" * 48})
     result = stack.preview(check=False)
     assert result.returncode != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]

@@ -15,23 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.programs import program
 from tests.support.stack import VENV, Stack, real_pulumi_cli, timed_noop_preview
 
 pytestmark = pytest.mark.e2e
 
-POOL_PROGRAM = """
-import pulumi
-from pulumi_tdx import Pool
-cfg = pulumi.Config()
-Pool("pool", name=cfg.require("name"), path=cfg.require("path"), autostart=False)
-"""
 RUNS = 3
 STALL = 5.0  # seconds the CLI waits for a plugin that ignores SIGINT
 
 
 @pytest.fixture
 def pool_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path) -> Stack:
-    stack = make_stack(POOL_PROGRAM)
+    stack = make_stack(program("pool_without_autostart"))
     stack.config({"name": e2e_id, "path": str(work_dir / "pool")})
     stack.up()
     return stack

@@ -43,28 +43,13 @@ from tests.e2e.conftest import E2E_PREFIX, E2E_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 from tests.support.hosts import LibvirtHost
+from tests.support.programs import program
 from tests.support.stack import REPO_ROOT, Result, Stack
 
 pytestmark = pytest.mark.e2e
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
 WORKERS = 3
 SCAFFOLD_OWNER = Owner("tests", "e2e", "bad-input-scaffold")
-
-PROGRAM = """
-import json
-
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-KINDS = {"Pool": Pool, "BaseImage": BaseImage, "Overlay": Overlay, "TrustDomain": TrustDomain}
-made = {}
-with open("case.json") as handle:
-    resources = json.load(handle)
-for spec in resources:
-    # "@name" refers to a resource declared earlier in the same case
-    args = {key: made[value[1:]] if isinstance(value, str) and value.startswith("@") else value
-            for key, value in spec["args"].items()}
-    made[spec["name"]] = KINDS[spec["kind"]](spec["name"], **args)
-"""
 
 # --- templates that do not render or render invalid XML ---------------------------------------
 
@@ -78,7 +63,7 @@ TEMPLATES = {
 
 def schema_invalid_template() -> str:
     """Our own VM template with one value libvirt's RelaxNG schema does not allow."""
-    text = (REPO_ROOT / "provider/tdx_provider/templates/regular_vm.xml.j2").read_text()
+    text = (REPO_ROOT / "provider/tdx_provider/guest/templates/regular_vm.xml.j2").read_text()
     bad = text.replace("<vcpu placement='static'>", "<vcpu placement='sideways'>")
     assert bad != text
     return bad
@@ -371,7 +356,8 @@ def table(libvirt_host: LibvirtHost, guest: tg.TestGuest) -> Iterator[dict[str, 
                   overlay_path=overlay.path,
                   host_mib=host_mib, host_cpus=host_cpus, firmware=str(firmware))
         assert digest == hashlib.sha256(guest.base_image.read_bytes()).hexdigest()
-        stacks = [Stack(work / f"stack{i}", PROGRAM) for i in range(WORKERS)]
+        case_program = program("resources_from_case_json")
+        stacks = [Stack(work / f"stack{i}", case_program) for i in range(WORKERS)]
         idle: queue.Queue[Stack] = queue.Queue()
         for stack in stacks:
             idle.put(stack)

@@ -22,6 +22,7 @@ from tests.support import fleet
 from tests.support import guest as tg
 from tests.support.cleanup import remove_domain
 from tests.support.hosts import LibvirtHost
+from tests.support.programs import program
 from tests.support.stack import VENV, Stack
 
 pytestmark = pytest.mark.e2e
@@ -115,22 +116,6 @@ def test_shrinking_an_overlay_is_refused_at_preview(
 
 NASTY = "x'\"/><injected/>&amp;<devices/>"
 
-ESCAPE_PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix, work, nasty = cfg.require("prefix"), cfg.require("work"), cfg.require("nasty")
-uri = cfg.require("uri")
-pool = Pool("pool", name=prefix, path=f"{work}/pool", autostart=False, uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
-disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk", uri=uri)
-TrustDomain("td" + nasty, overlay=disk, name=f"{prefix}-td", memory_mib=128, vcpus=1, tdx=False,
-            domain_type="qemu", vsock=False, network=None, kernel=cfg.require("kernel"),
-            initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline") + " " + nasty,
-            shutdown_timeout=1, uri=uri)
-"""
-
 
 def test_user_strings_with_xml_metacharacters_reach_libvirt_as_text_not_elements(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
@@ -145,7 +130,7 @@ def test_user_strings_with_xml_metacharacters_reach_libvirt_as_text_not_elements
 
     from tdx_provider.guest import domain
 
-    stack = make_stack(ESCAPE_PROGRAM)
+    stack = make_stack(program("vm_with_xml_metacharacters"))
     stack.config({"prefix": e2e_id, "work": str(work_dir), "nasty": NASTY, "uri": uri,
                   "image": str(guest.base_image), "kernel": str(guest.kernel),
                   "initrd": str(guest.initrd), "cmdline": tg.CMDLINE})

@@ -122,7 +122,7 @@ def test_a_definition_libvirt_rejects_leaves_no_domain_and_the_next_up_converges
     uri = libvirt_host.uri
     # Valid for the RelaxNG schema (so preview passes), refused by libvirt's own define:
     # a second disk that claims target vda too.
-    ours = (REPO_ROOT / "provider/tdx_provider/templates/regular_vm.xml.j2").read_text()
+    ours = (REPO_ROOT / "provider/tdx_provider/guest/templates/regular_vm.xml.j2").read_text()
     include = f'{{% include "{COMMON_DEVICES}" %}}'
     assert include in ours
     template = work_dir / "two-vda.xml.j2"

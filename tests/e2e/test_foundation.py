@@ -12,16 +12,10 @@ import pytest
 
 from tests.support.guest import cache_dir
 from tests.support.hosts import hosts, upstream_root
+from tests.support.programs import program
 from tests.support.stack import REPO_ROOT, Stack
 
 pytestmark = pytest.mark.e2e
-
-POOL_PROGRAM = """
-import pulumi
-from pulumi_tdx import Pool
-cfg = pulumi.Config()
-Pool("pool", name=cfg.require("name"), path=cfg.require("path"), autostart=False)
-"""
 
 
 def test_dynamic_provider_is_pickled_by_reference_and_round_trips_through_libvirt(
@@ -29,7 +23,7 @@ def test_dynamic_provider_is_pickled_by_reference_and_round_trips_through_libvir
 ) -> None:
     import libvirt
 
-    stack = make_stack(POOL_PROGRAM)
+    stack = make_stack(program("pool_without_autostart"))
     stack.config({"name": e2e_id, "path": str(work_dir / "pool")})
     assert "+ 2 to create" in stack.preview().output
     stack.up()

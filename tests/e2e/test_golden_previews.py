@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import guest as tg
+from tests.support.programs import program
 from tests.support.stack import REPO_ROOT, VENV, Stack
 from tests.support.tdvf import Layout
 
@@ -30,35 +31,6 @@ pytestmark = pytest.mark.e2e
 GOLDEN = Path(__file__).parent / "golden"
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
 TDX_READY_ROOT = REPO_ROOT / "tests" / "fixtures" / "sysfs-tdx-ready"
-
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-work = cfg.require("work")
-pool = Pool("pool", name=prefix, path=f"{work}/pool")
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"))
-disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk",
-               capacity=cfg.get_int("capacity"))
-td = TrustDomain("td", overlay=disk, name=f"{prefix}-td", memory_mib=cfg.get_int("memory") or 256,
-                 vcpus=1, tdx=False, domain_type="qemu", vsock=False, network=None,
-                 kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
-                 cmdline=cfg.require("cmdline"), shutdown_timeout=10,
-                 autostart=cfg.get_bool("autostart") or False)
-"""
-
-GPU_PROGRAM = """
-import pulumi
-from pulumi_tdx import TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-TrustDomain("gpu-td", overlay=f"{cfg.require('work')}/gpu-disk.qcow2", name=f"{prefix}-gpu",
-            memory_mib=4096, vcpus=4, tdx=False, domain_type="qemu", vsock=False, network=None,
-            gpus=cfg.require("gpus").split(","), uri=cfg.require("uri"))
-"""
 
 # A debug TD on the test:/// fixture host (TDX-ready sysfs tree, a synthetic TDVF). No host on
 # our machines lets a TD pass the preview-time TDX check (Debian's libvirt 9.0 knows no TDX, the
@@ -68,16 +40,6 @@ TrustDomain("gpu-td", overlay=f"{cfg.require('work')}/gpu-disk.qcow2", name=f"{p
 # shown to fail on nothing but the host's TDX readiness.
 DEBUG_TD_INPUTS = {"name": "debug-td", "memory_mib": 4096, "vcpus": 4, "tdx": True,
                    "debug": True, "vsock": False, "network": None}
-DEBUG_TD_PROGRAM = """
-import pulumi
-from pulumi_tdx import TrustDomain
-
-cfg = pulumi.Config()
-TrustDomain("debug-td", overlay=f"{cfg.require('work')}/td-disk.qcow2",
-            name=f"{cfg.require('prefix')}-debug", memory_mib=4096, vcpus=4, tdx=True,
-            debug=True, firmware=cfg.require("firmware"), vsock=False, network=None,
-            uri=cfg.require("uri"))
-"""
 
 
 def normalise(text: str, *, prefix: str, work_dir: Path) -> str:
@@ -104,7 +66,7 @@ def golden_preview(stack: Stack, name: str, prefix: str, work_dir: Path, *extra:
 @pytest.fixture
 def vm_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
              guest: tg.TestGuest) -> Stack:
-    stack = make_stack(PROGRAM)
+    stack = make_stack(program("golden_vm"))
     stack.config({"prefix": e2e_id, "work": str(work_dir), "image": str(guest.base_image),
                   "kernel": str(guest.kernel), "initrd": str(guest.initrd),
                   "cmdline": tg.CMDLINE})
@@ -137,7 +99,8 @@ def test_preview_of_a_gpu_change_deletes_first(
     # writes to a copy of the TDX-ready sysfs tree, never to this machine's /sys.
     root = work_dir / "sysfs"
     shutil.copytree(TDX_READY_ROOT, root)
-    stack = make_stack(GPU_PROGRAM, extra_env={"PULUMI_TDX_HOST_ROOT": str(root)})
+    stack = make_stack(program("gpu_vm_on_fixture_host"),
+                       extra_env={"PULUMI_TDX_HOST_ROOT": str(root)})
     stack.config({"prefix": e2e_id, "work": str(work_dir), "uri": f"test://{FIXTURE_HOST}",
                   "gpus": "0000:3b:00.0"})
     stack.up()
@@ -166,7 +129,8 @@ def test_a_debug_trust_domain_as_a_reviewer_gets_it(
     assert "<policy>0x10000001</policy>" in xml_text  # DEBUG (bit 0) | SEPT_VE_DISABLE (bit 28)
     assert_golden("debug-td-render", xml_text)
 
-    stack = make_stack(DEBUG_TD_PROGRAM, extra_env={"PULUMI_TDX_HOST_ROOT": str(TDX_READY_ROOT)})
+    stack = make_stack(program("debug_td"),
+                       extra_env={"PULUMI_TDX_HOST_ROOT": str(TDX_READY_ROOT)})
     stack.config({"prefix": e2e_id, "work": str(work_dir), "uri": uri,
                   "firmware": str(firmware)})
     result = stack.preview(check=False)

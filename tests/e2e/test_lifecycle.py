@@ -16,40 +16,11 @@ from tdx_provider.connection import connect
 from tdx_provider.storage import ledger, pool
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
+from tests.support.programs import program
 from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
 BOOT_TIMEOUT = 90.0
-
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-work = cfg.require("work")
-uri = cfg.require("uri")
-common = dict(
-    tdx=False, domain_type="qemu", vsock=False, network=None,
-    kernel=cfg.require("kernel"), initrd=cfg.require("initrd"), uri=uri,
-)
-pool = Pool("pool", name=prefix, path=f"{work}/pool", uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"),
-                 sha256=cfg.require("sha256"), uri=uri)
-disk_a = Overlay("disk-a", pool=pool, base_image=base, name=f"{prefix}-a", uri=uri)
-disk_b = Overlay("disk-b", pool=pool, base_image=base, name=f"{prefix}-b", uri=uri)
-td_a = TrustDomain("td-a", overlay=disk_a, name=f"{prefix}-td-a", memory_mib=256, vcpus=1,
-                   cmdline=cfg.require("cmdline"), console_log=f"{work}/td-a.log",
-                   shutdown_timeout=30, **common)
-td_b = TrustDomain("td-b", overlay=disk_b, name=f"{prefix}-td-b",
-                   memory_mib=cfg.get_int("memory_b") or 256, vcpus=1,
-                   cmdline=cfg.require("cmdline_b"), console_log=f"{work}/td-b.log",
-                   shutdown_timeout=cfg.get_int("timeout_b") or 30, **common)
-for key, td in (("a", td_a), ("b", td_b)):
-    pulumi.export(f"ssh_port_{key}", td.ssh_port)
-    pulumi.export(f"state_{key}", td.state)
-pulumi.export("disk_b_key", disk_b.key)
-"""
 
 
 def libvirt_names(uri: str, prefix: str) -> dict[str, list[str]]:
@@ -73,7 +44,7 @@ def stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
           guest: tg.TestGuest, libvirt_host: LibvirtHost) -> Stack:
     import hashlib
 
-    s = make_stack(PROGRAM)
+    s = make_stack(program("two_vms_lifecycle"))
     s.config({
         "prefix": e2e_id, "work": str(work_dir), "uri": libvirt_host.uri,
         "kernel": str(guest.kernel), "initrd": str(guest.initrd), "image": str(guest.base_image),

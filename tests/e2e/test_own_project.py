@@ -1,4 +1,4 @@
-"""pulumi-tdx in a user's own project, as README "Use pulumi-tdx in your own project" says: the
+"""pulumi-tdx in a user's own project, as docs/own-project.md says: the
 wheel `make dist` builds, installed into the project's own virtualenv (`runtime.options.
 virtualenv` in Pulumi.yaml), and only the Pulumi binaries on PATH: no PULUMI_PYTHON_CMD, no
 repository .venv, no plugin-acquisition switch."""
@@ -16,33 +16,13 @@ import pytest
 
 from tdx_provider.connection import connect
 from tests.support import guest as tg
+from tests.support.programs import program_dir
 from tests.support.stack import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 PULUMI_BINARIES = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec",
                    "pulumi-resource-pulumi-python")
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-
-PULUMI_YAML = """\
-name: my-tdx
-runtime:
-  name: python
-  options:
-    virtualenv: venv
-"""
-
-PROGRAM = """\
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool
-
-cfg = pulumi.Config()
-pool = Pool("pool", name=cfg.require("poolName"), path=cfg.require("poolPath"))
-base = BaseImage("base", pool=pool, source=cfg.require("image"))
-disk = Overlay("disk", pool=pool, base_image=base)
-pulumi.export("overlay", disk.path)
-pulumi.export("backing", disk.backing_path)
-pulumi.export("base", base.path)
-"""
 
 
 def _default_sigint() -> None:
@@ -71,9 +51,8 @@ def test_own_project_with_its_own_venv_and_the_wheel(
         (pulumi_bin / name).symlink_to((REPO_ROOT / ".venv" / "bin" / name).resolve())
 
     project = work_dir / "my-tdx"
-    project.mkdir()
-    (project / "Pulumi.yaml").write_text(PULUMI_YAML)
-    (project / "__main__.py").write_text(PROGRAM)
+    shutil.copytree(program_dir("own_project"), project,  # Pulumi.yaml and __main__.py
+                    ignore=shutil.ignore_patterns("__pycache__"))
     python3 = shutil.which("python3", path=SYSTEM_PATH)
     assert python3, "no python3 on " + SYSTEM_PATH
     env = {

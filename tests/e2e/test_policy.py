@@ -28,36 +28,13 @@ import pytest
 
 from tests.support import tdvf
 from tests.support.policy import POLICY_DIR
+from tests.support.programs import program
 from tests.support.stack import REPO_ROOT, Result, Stack
 
 pytestmark = pytest.mark.e2e
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
 TDX_READY_ROOT = REPO_ROOT / "tests" / "fixtures" / "sysfs-tdx-ready"
 PACK = "tdx-trust-domains"
-
-# Inputs come from options.json beside the program: a change costs no `pulumi config` call.
-VM_PROGRAM = """
-import json
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-o = json.load(open("options.json"))
-pool = Pool("pool", name=o["prefix"], path=o["work"] + "/pool")
-base = BaseImage("base", pool=pool, name=o["prefix"] + "-base", source=o["image"],
-                 sha256=o.get("sha256"))
-disk = Overlay("disk", pool=pool, base_image=base, name=o["prefix"] + "-disk")
-TrustDomain("vm", overlay=disk.path, name=o["prefix"] + "-vm", memory_mib=256, vcpus=1,
-            tdx=False, domain_type="qemu", vsock=False, network=None, **o.get("vm", {}))
-"""
-
-TD_PROGRAM = """
-import json
-from pulumi_tdx import TrustDomain
-
-o = json.load(open("options.json"))
-TrustDomain("td", overlay=o["work"] + "/td-disk.qcow2", name=o["prefix"] + "-td",
-            memory_mib=4096, vcpus=4, firmware=o["firmware"], page_add_order="single-pass",
-            vsock=False, network=None, uri=o["uri"], **o.get("td", {}))
-"""
 
 
 @dataclass(frozen=True)
@@ -77,6 +54,9 @@ def violations(output: str) -> list[Violation]:
 
 
 class PolicyStack:
+    """A stack whose program (tests/fixtures/programs/policy_*) reads its inputs from
+    options.json beside it: a change costs no `pulumi config` call."""
+
     def __init__(self, stack: Stack, base: dict[str, Any]) -> None:
         self.stack = stack
         self.base = base
@@ -99,7 +79,7 @@ ALLOW_VM = {"td-not-a-regular-vm": {"allowed_regular_vms": ["vm"]}}
 def vm_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path) -> PolicyStack:
     image = work_dir / "image.raw"
     image.write_bytes(b"\0" * (1 << 20))
-    stack = make_stack(VM_PROGRAM)
+    stack = make_stack(program("policy_vm_from_options"))
     return PolicyStack(stack, {"prefix": e2e_id, "work": str(work_dir), "image": str(image),
                                "sha256": hashlib.sha256(image.read_bytes()).hexdigest()})
 
@@ -134,7 +114,7 @@ def test_regular_vm_stacks_pass_fail_and_warn_by_rule_and_config(vm_stack: Polic
                       "BaseImage 'base'", ": sha256 is not set")
     # a template that opens VNC
     template = work_dir / "vnc.xml.j2"
-    builtin = REPO_ROOT / "provider" / "tdx_provider" / "templates" / "regular_vm.xml.j2"
+    builtin = REPO_ROOT / "provider" / "tdx_provider" / "guest" / "templates" / "regular_vm.xml.j2"
     template.write_text(builtin.read_text().replace(
         "  </devices>", "    <graphics type='vnc' port='-1' listen='0.0.0.0'/>\n  </devices>"))
     assert_fails_with(vm_stack.preview(ALLOW_VM, vm={"template": str(template)}),
@@ -184,7 +164,8 @@ def firmware_a(work_dir: Path) -> tuple[Path, str]:
 @pytest.fixture
 def td_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
              firmware_a: tuple[Path, str]) -> PolicyStack:
-    stack = make_stack(TD_PROGRAM, extra_env={"PULUMI_TDX_HOST_ROOT": str(TDX_READY_ROOT)})
+    stack = make_stack(program("policy_td_from_options"),
+                       extra_env={"PULUMI_TDX_HOST_ROOT": str(TDX_READY_ROOT)})
     return PolicyStack(stack, {"prefix": e2e_id, "work": str(work_dir),
                                "uri": f"test://{FIXTURE_HOST}",
                                "firmware": str(firmware_a[0])})
@@ -249,16 +230,6 @@ def test_a_firmware_change_that_moves_the_mrtd_fails_with_old_and_new_values(
                  f"from firmware '{firmware_b}'")
 
 
-UP_PROGRAM = """
-import json
-from pulumi_tdx import TrustDomain
-
-o = json.load(open("options.json"))
-TrustDomain("vm", overlay=o["work"] + "/vm-disk.qcow2", name=o["prefix"] + "-vm",
-            memory_mib=256, vcpus=1, tdx=False, domain_type="qemu", vsock=False, network=None)
-"""
-
-
 def test_up_stops_a_violating_resource_before_it_is_created(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path
 ) -> None:
@@ -266,7 +237,7 @@ def test_up_stops_a_violating_resource_before_it_is_created(
 
     from tdx_provider.connection import connect
 
-    stack = make_stack(UP_PROGRAM)
+    stack = make_stack(program("policy_vm_without_disk"))
     (stack.project_dir / "options.json").write_text(
         json.dumps({"prefix": e2e_id, "work": str(work_dir)}))
     result = stack.run("up", "--yes", "--skip-preview", "--policy-pack", str(POLICY_DIR),

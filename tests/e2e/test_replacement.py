@@ -10,27 +10,10 @@ import pytest
 
 from tests.support.guest import TestGuest
 from tests.support.hosts import LibvirtHost
+from tests.support.programs import program
 from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
-
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-uri = cfg.require("uri")
-pool = Pool("pool", name=prefix, path=cfg.require("path"), autostart=False, uri=uri)
-bases = {
-    key: BaseImage(f"base-{key}", pool=pool, name=f"{prefix}-{key}", source=cfg.require(key),
-                   uri=uri)
-    for key in ("one", "two")
-}
-disk = Overlay("disk", pool=pool, base_image=bases[cfg.require("use")], uri=uri)
-pulumi.export("disk_name", disk.name)
-pulumi.export("backing", disk.backing_path)
-"""
 
 
 def test_auto_named_overlay_is_replaced_create_first_under_a_new_name(
@@ -39,7 +22,7 @@ def test_auto_named_overlay_is_replaced_create_first_under_a_new_name(
 ) -> None:
     second = work_dir / "second.raw"
     second.write_bytes(b"\0" * (1 << 20))
-    stack = make_stack(PROGRAM)
+    stack = make_stack(program("overlay_on_one_of_two_bases"))
     stack.config({"prefix": e2e_id, "path": str(work_dir / "pool"), "uri": libvirt_host.uri,
                   "one": str(guest.base_image), "two": str(second), "use": "one"})
     stack.up()

@@ -13,25 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import guest as tg
+from tests.support.programs import program
 from tests.support.stack import REPO_ROOT, Stack, steps
 
 pytestmark = pytest.mark.e2e
 # The last commit whose SDK declared every resource as `pulumi-python:dynamic:Resource`.
 LEGACY_SDK_COMMIT = "86ef036067216f066d0e956cf158bc92100d4326"
 LEGACY_TYPE = "pulumi-python:dynamic:Resource"
-
-STACK_BODY = """
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-work = cfg.require("work")
-pool = Pool("pool", name=prefix, path=f"{work}/pool")
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"))
-disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk")
-td = TrustDomain("td", overlay=disk, name=f"{prefix}-td", memory_mib=256, vcpus=1, tdx=False,
-                 domain_type="qemu", vsock=False, network=None, kernel=cfg.require("kernel"),
-                 initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline"),
-                 shutdown_timeout=10)
-"""
 
 
 def legacy_sdk(into: Path) -> Path:
@@ -49,20 +37,14 @@ def test_a_stack_made_by_the_previous_code_sees_no_create_replace_or_delete(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
 ) -> None:
     old_sdk = legacy_sdk(work_dir / "legacy")
-    stack = make_stack(
-        f"import sys\nsys.path.insert(0, {str(old_sdk)!r})\nimport pulumi\n"
-        "from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain\n"
-        f"assert BaseImage.__module__ and {str(old_sdk)!r} in sys.modules['pulumi_tdx'].__file__\n"
-        + STACK_BODY
-    )
+    stack = make_stack(program("one_vm_new_or_legacy_sdk"))
     stack.config({"prefix": e2e_id, "work": str(work_dir), "image": str(guest.base_image),
                   "kernel": str(guest.kernel), "initrd": str(guest.initrd),
-                  "cmdline": tg.CMDLINE})
+                  "cmdline": tg.CMDLINE, "legacy_sdk": str(old_sdk)})
     stack.up()
     assert {r["type"] for r in stack.resources()} == {LEGACY_TYPE}
 
-    stack.write_program("import pulumi\nfrom pulumi_tdx import BaseImage, Overlay, Pool, "
-                        "TrustDomain\n" + STACK_BODY)
+    stack.run("config", "rm", "legacy_sdk")  # the same program on today's SDK
     plan = steps(stack.preview_json())
     assert set(plan.values()) == {"same"}, plan
     text = stack.preview().output
@@ -77,32 +59,10 @@ def test_a_stack_made_by_the_previous_code_sees_no_create_replace_or_delete(
     assert set(steps(stack.preview_json()).values()) == {"same"}
 
 
-REFS_PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-pool = Pool("pool", name=prefix, path=cfg.require("path"))
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"))
-forms = {
-    "object": base,
-    "path": base.path,
-    "name_output": base.name,
-    "literal_path": cfg.get("literal_path"),
-    "literal_name": f"{prefix}-base",
-}
-disk = Overlay("disk", pool=pool.name if cfg.get("pool_form") == "name" else pool,
-               base_image=forms[cfg.require("form")], name=f"{prefix}-disk")
-pulumi.export("backing", disk.backing_path)
-pulumi.export("base_path", base.path)
-"""
-
-
 def test_the_base_image_by_object_path_or_name_is_one_value(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest
 ) -> None:
-    stack = make_stack(REFS_PROGRAM)
+    stack = make_stack(program("overlay_base_by_object_path_or_name"))
     # by name, while the base is made in this same update: unknown at preview, resolved at up
     stack.config({"prefix": e2e_id, "path": str(work_dir / "pool"),
                   "image": str(guest.base_image), "form": "name_output"})
@@ -122,12 +82,8 @@ def test_the_base_image_by_object_path_or_name_is_one_value(
 def test_a_base_name_missing_from_the_pool_is_named_at_create(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path
 ) -> None:
-    stack = make_stack(f"""
-import pulumi
-from pulumi_tdx import Overlay, Pool
-pool = Pool("pool", name="{e2e_id}", path="{work_dir / 'pool'}")
-Overlay("disk", pool=pool, base_image="no-such-base.qcow2")
-""")
+    stack = make_stack(program("overlay_on_missing_base"))
+    stack.config({"name": e2e_id, "path": str(work_dir / "pool")})
     result = stack.up(check=False)
     assert result.returncode != 0
     assert ("pulumi-tdx: Overlay 'disk': create failed: base_image: no volume "
@@ -153,11 +109,8 @@ def test_a_failed_create_shows_one_line_of_ours_and_nothing_before_it(
 ) -> None:
     blocker = work_dir / "not-a-directory"
     blocker.write_text("x")
-    stack = make_stack(f"""
-import pulumi
-from pulumi_tdx import Pool
-Pool("pool", name="{e2e_id}", path="{blocker}/pool")
-""")
+    stack = make_stack(program("pool"))
+    stack.config({"name": e2e_id, "path": f"{blocker}/pool"})
     result = stack.up(check=False)
     assert result.returncode != 0
     block = diagnostics_of(result.output, "pool")
@@ -174,14 +127,11 @@ Pool("pool", name="{e2e_id}", path="{blocker}/pool")
 def test_a_refused_delete_is_one_line_that_says_what_to_do(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path
 ) -> None:
-    stack = make_stack(f"""
-import pulumi
-from pulumi_tdx import Pool
-Pool("pool", name="{e2e_id}", path="{work_dir / 'pool'}")
-""")
+    stack = make_stack(program("pool"))
+    stack.config({"name": e2e_id, "path": str(work_dir / "pool")})
     stack.up()
     (work_dir / "pool" / "someone-elses.img").write_bytes(b"\0" * 4096)
-    stack.write_program("import pulumi\n")
+    stack.write_program(program("empty"))
     result = stack.up(check=False)
     assert result.returncode != 0
     block = diagnostics_of(result.output, "pool")

@@ -16,34 +16,12 @@ from tdx_provider.connection import connect
 from tdx_provider.storage.pool import volume_names
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost, by_name
+from tests.support.programs import program
 from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
 BOOT_TIMEOUT = 90.0
 SECRET_MARK = "s3cr3t-token-for-the-seed-test"
-
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, CloudInitSeed, Overlay, Pool, SeedUser, TrustDomain
-
-cfg = pulumi.Config()
-prefix, work, uri = cfg.require("prefix"), cfg.require("work"), cfg.require("uri")
-pool = Pool("pool", name=prefix, path=f"{work}/pool", uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
-disk = Overlay("disk", pool=pool, base_image=base, name=f"{prefix}-disk", uri=uri)
-seed = CloudInitSeed("seed", pool=pool, hostname=cfg.require("hostname"), uri=uri,
-                     name=cfg.get("seedName"),
-                     users=[SeedUser("ops", ssh_authorized_keys=[cfg.require("key")], sudo=True)])
-# not attached: only here to show that raw user-data stays a secret
-raw = CloudInitSeed("raw", pool=pool, user_data=cfg.require("userData"), uri=uri)
-td = TrustDomain("td", overlay=disk, seed=seed, name=f"{prefix}-td", memory_mib=256, vcpus=1,
-                 tdx=False, domain_type="qemu", vsock=False, network=None, uri=uri,
-                 kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
-                 cmdline=cfg.require("cmdline"), console_log=f"{work}/console.log",
-                 shutdown_timeout=30)
-pulumi.export("seed_path", seed.path)
-pulumi.export("instance_id", seed.instance_id)
-"""
 
 
 def public_key(directory: Path) -> str:
@@ -65,7 +43,8 @@ def test_seed_up_change_hostname_and_destroy(
     make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path, guest: tg.TestGuest,
     libvirt_host: LibvirtHost,
 ) -> None:
-    seed_life(make_stack(PROGRAM), e2e_id, work_dir, guest, libvirt_host, seed_name=None)
+    seed_life(make_stack(program("seeded_vm")), e2e_id, work_dir, guest, libvirt_host,
+              seed_name=None)
 
 
 def test_a_seed_with_a_fixed_name_is_replaced_after_the_domain_that_uses_it(
@@ -73,7 +52,7 @@ def test_a_seed_with_a_fixed_name_is_replaced_after_the_domain_that_uses_it(
 ) -> None:
     # delete-before-replace: the engine deletes the domain that uses the seed first (else the
     # seed's delete would be refused while the old domain still names it)
-    seed_life(make_stack(PROGRAM), e2e_id, work_dir, guest, by_name("debian"),
+    seed_life(make_stack(program("seeded_vm")), e2e_id, work_dir, guest, by_name("debian"),
               seed_name=f"{e2e_id}-seed")
 
 

@@ -242,7 +242,7 @@ def test_a_disk_added_to_a_definition_alone_is_announced_by_libvirt_12_8_not_9_0
     qemu_uri: str, qemu_conn: libvirt.virConnect, libvirt_host: LibvirtHost, unique: str,
     scratch_dir: Path,
 ) -> None:
-    """Pins the limit disk_users and the README state: ``attach-device --config`` sends
+    """Pins the limit disk_users and docs/shared-hosts.md state: ``attach-device --config`` sends
     ``defined/updated`` on the upstream host (12.8) and no event at all on Debian's 9.0."""
     image = scratch_dir / "extra.img"
     image.write_bytes(b"\0" * 4096)

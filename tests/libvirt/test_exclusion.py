@@ -231,11 +231,11 @@ def test_a_live_holder_that_keeps_the_pool_too_long_is_named_in_the_error(
 
 
 def test_pool_info_shows_the_lock_volumes_as_lock_not_as_someone_elses() -> None:
-    from tdx_provider.tdxctl import cli
+    from tdx_provider.storage.inventory import volume_kind
 
-    assert cli._kind(exclusion.LOCK_VOLUME, {}) == "lock"
-    assert cli._kind(exclusion.BREAK_VOLUME, {}) == "lock"
-    assert cli._kind(ledger.LEDGER_VOLUME, {}) == "ledger"
+    assert volume_kind(exclusion.LOCK_VOLUME, {}) == "lock"
+    assert volume_kind(exclusion.BREAK_VOLUME, {}) == "lock"
+    assert volume_kind(ledger.LEDGER_VOLUME, {}) == "ledger"
 
 
 CONTENDER = textwrap.dedent("""

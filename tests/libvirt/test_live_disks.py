@@ -28,9 +28,9 @@ from tdx_provider.connection import connect
 from tdx_provider.errors import InUseError
 from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
-from tdx_provider.storage import disk_users, ledger, pool, volume
+from tdx_provider.storage import cleanup, disk_users, ledger, pool, volume
 from tdx_provider.storage.exclusion import pool_lock
-from tdx_provider.tdxctl import cli
+from tdx_provider.tdxctl.main import main as tdxctl
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
@@ -208,13 +208,13 @@ def test_pool_cleanup_keeps_a_released_overlay_a_running_guest_has_plugged_live(
     lib_pool = conn.storagePoolLookupByName(host.pool)
     with plugged(host, path):
         for dry_run in (True, False):
-            rows = [r for r in cli.cleanup_pool(conn, lib_pool, dry_run) if
-                    r["volume"] == "released"]
-            assert [(r["action"], r["reason"]) for r in rows] == [
+            rows = [r for r in cleanup.cleanup_pool(conn, lib_pool, dry_run) if
+                    r.volume == "released"]
+            assert [(r.action, r.reason) for r in rows] == [
                 ("kept", f"used by domain(s) {host.guest}")], f"dry_run={dry_run}"
         assert _exists(conn, host, "released")
-    rows = [r for r in cli.cleanup_pool(conn, lib_pool, False) if r["volume"] == "released"]
-    assert [r["action"] for r in rows] == ["removed"], "unplugged, it is an orphan again"
+    rows = [r for r in cleanup.cleanup_pool(conn, lib_pool, False) if r.volume == "released"]
+    assert [r.action for r in rows] == ["removed"], "unplugged, it is an orphan again"
 
 
 def test_overlay_delete_is_refused_while_a_running_guest_has_it_plugged_live(
@@ -263,15 +263,15 @@ def test_tdxctl_delete_does_not_release_an_overlay_another_running_guest_has_plu
     lib_pool = conn.storagePoolLookupByName(host.pool)
     with plugged(host, path):
         capsys.readouterr()
-        assert cli.main(["delete", name, "--uri", host.uri]) == cli.EXIT_OK
+        assert tdxctl(["delete", name, "--uri", host.uri]) == 0
         out = capsys.readouterr().out
         assert f"its overlay is not released: used by domain(s) {host.guest}" in out, out
         assert domain.lookup(conn, name) is None
         assert not ledger.read(lib_pool)["shared"].released
-        rows = [r for r in cli.cleanup_pool(conn, lib_pool, False) if r["volume"] == "shared"]
+        rows = [r for r in cleanup.cleanup_pool(conn, lib_pool, False) if r.volume == "shared"]
         assert rows == [], "used and declared: not a candidate"
-    rows = [r for r in cli.cleanup_pool(conn, lib_pool, False) if r["volume"] == "shared"]
-    assert [(r["action"], r["reason"]) for r in rows] == [("kept", cli.DECLARED)]
+    rows = [r for r in cleanup.cleanup_pool(conn, lib_pool, False) if r.volume == "shared"]
+    assert [(r.action, r.reason) for r in rows] == [("kept", cleanup.DECLARED)]
     assert _exists(conn, host, "shared")
 
 

@@ -80,14 +80,14 @@ STACK = textwrap.dedent("""
 
 CLEANUP = textwrap.dedent("""
     import sys, time
-    from tdx_provider.tdxctl import cli
+    from tdx_provider.storage import cleanup
     from tdx_provider.connection import connect
     uri, pool_name, stop = sys.argv[1:4]
     removed = []
     with connect(uri) as conn:
         while not __import__("os").path.exists(stop):
-            rows = cli.cleanup_pool(conn, conn.storagePoolLookupByName(pool_name), False)
-            removed += [r for r in rows if r["action"] != "kept"]
+            rows = cleanup.cleanup_pool(conn, conn.storagePoolLookupByName(pool_name), False)
+            removed += [r for r in rows if r.action != "kept"]
     print(removed, flush=True)
 """)
 

@@ -22,12 +22,12 @@ import pytest
 from lxml import etree
 
 from tdx_provider.connection import connect
-from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider, check_seed
+from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider
 from tdx_provider.errors import ConflictError, InUseError
 from tdx_provider.guest import cloud_init, domain, seed_image, xml
 from tdx_provider.metadata import Owner
 from tdx_provider.storage import ledger, pool, seed_volume, volume
-from tdx_provider.tdxctl import cli
+from tdx_provider.tdxctl.main import main as tdxctl
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
@@ -67,7 +67,7 @@ def make_seed(uri: str, pool_name: str, key: str, resource: str) -> dict[str, An
     news = {"uri": uri, "pool": pool_name, "hostname": HOSTNAME,
             "users": [{"name": "ops", "ssh_authorized_keys": [key], "sudo": True}],
             "owner": {"project": PROJECT, "stack": pool_name, "resource": resource}}
-    checker = check_seed({}, news)
+    checker = CloudInitSeedProvider().check({}, news)
     assert not checker.failures, checker.failures
     return dict(CloudInitSeedProvider().create(checker.inputs).outs or {})
 
@@ -134,7 +134,7 @@ def test_the_guest_mounts_the_seed_and_shows_the_declared_hostname_and_key(site:
 def test_tdxctl_list_shows_which_seed_a_domain_has(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["list", "--uri", site.uri, "--json"]) == 0
+    assert tdxctl(["list", "--uri", site.uri, "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows[site.domain]["seed"] == site.seed["path"]
     assert rows[site.domain]["overlay"] == site.overlay
@@ -163,14 +163,14 @@ def test_a_failed_create_leaves_no_seed_and_no_ledger_entry(site: Site) -> None:
 def test_tdxctl_delete_releases_the_seed_and_pool_cleanup_removes_it(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["delete", "--uri", site.uri, "--timeout", "30", site.domain]) == 0
+    assert tdxctl(["delete", "--uri", site.uri, "--timeout", "30", site.domain]) == 0
     capsys.readouterr()
     with connect(site.uri) as conn:
         entries = ledger.read(conn.storagePoolLookupByName(site.pool))
     assert entries[site.seed["name"]].released is True
     assert entries["disk.qcow2"].released is True
 
-    assert cli.main(["pool-cleanup", "--uri", site.uri, "--json", site.pool]) == 0
+    assert tdxctl(["pool-cleanup", "--uri", site.uri, "--json", site.pool]) == 0
     rows = json.loads(capsys.readouterr().out)
     removed = {row["volume"] for row in rows if row["action"] == "removed"}
     assert removed == {site.seed["name"], "disk.qcow2"}

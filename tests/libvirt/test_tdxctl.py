@@ -26,7 +26,7 @@ from tdx_provider.guest import domain, xml
 from tdx_provider.host import checks as host
 from tdx_provider.metadata import Owner
 from tdx_provider.storage import ledger, pool, volume
-from tdx_provider.tdxctl import cli
+from tdx_provider.tdxctl.main import main as tdxctl
 from tests.conftest import LIBVIRT_PREFIX, SCRATCH_ROOT
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
@@ -157,7 +157,7 @@ def orphan(site: Site) -> Iterator[str]:
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict]]:
-    code = cli.main([*argv, "--json"])
+    code = tdxctl([*argv, "--json"])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -193,7 +193,7 @@ def test_list_marks_only_our_domains_with_their_owner(
 def test_list_table_shows_unknown_values_as_dashes(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["list", "--uri", site.uri]) == 0
+    assert tdxctl(["list", "--uri", site.uri]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "IP", "SSH", "PORT", "VSOCK", "CID", "OVERLAY",
                                 "SEED", "OWNER"]
@@ -250,7 +250,7 @@ def test_pool_info_shows_kinds_backing_volumes_and_users(
 def test_pool_info_table_starts_with_the_pool_state(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["pool-info", site.pool, "--uri", site.uri]) == 0
+    assert tdxctl(["pool-info", site.pool, "--uri", site.uri]) == 0
     out = capsys.readouterr().out
     head = dict(line.split(":", 1) for line in out.split("\n\n")[0].splitlines())
     assert {k: v.strip() for k, v in head.items() if k in ("Pool", "State")} == {
@@ -264,7 +264,7 @@ def test_pool_info_table_starts_with_the_pool_state(
 def test_pool_info_of_a_missing_pool_is_an_error_not_a_traceback(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["pool-info", f"{site.prefix}-nope", "--uri", site.uri]) == 1
+    assert tdxctl(["pool-info", f"{site.prefix}-nope", "--uri", site.uri]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -275,7 +275,7 @@ def test_pool_cleanup_dry_run_names_the_orphan_and_changes_nothing(
     site: Site, orphan: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = pool_state(site.uri, site.pool)
-    assert cli.main(["pool-cleanup", site.pool, "--dry-run", "--uri", site.uri]) == 0
+    assert tdxctl(["pool-cleanup", site.pool, "--dry-run", "--uri", site.uri]) == 0
     out = capsys.readouterr().out
     assert f"would remove  {site.pool}  {orphan}" in out
     assert "1 orphaned overlay would be removed" in out and "nothing changed" in out
@@ -294,7 +294,7 @@ def test_pool_cleanup_removes_only_orphaned_overlays_of_ours(
     assert sorted(volumes) == sorted(["base.qcow2", f"{site.running}.qcow2",
                                       f"{site.defined}.qcow2", "someone-elses.img",
                                       ledger.LEDGER_VOLUME])
-    assert cli.main(["pool-cleanup", site.pool, "--uri", site.uri]) == 0
+    assert tdxctl(["pool-cleanup", site.pool, "--uri", site.uri]) == 0
     assert "0 orphaned overlays removed" in capsys.readouterr().out
 
 
@@ -376,7 +376,7 @@ def test_delete_refuses_domains_that_are_not_ours_unless_forced(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # one foreign name among ours stops the whole command: nothing is deleted
-    assert cli.main(["delete", site.defined, site.foreign, "--uri", site.uri]) == 1
+    assert tdxctl(["delete", site.defined, site.foreign, "--uri", site.uri]) == 1
     err = capsys.readouterr().err
     assert f"domain {site.foreign!r} was not created by pulumi-tdx" in err and "--force" in err
     assert "nothing was deleted" in err
@@ -385,7 +385,7 @@ def test_delete_refuses_domains_that_are_not_ours_unless_forced(
         assert domain.lookup(conn, site.foreign) is not None
         throwaway = f"{site.prefix}-byhand"
         conn.defineXML(foreign_domain_xml(throwaway))
-    assert cli.main(["delete", throwaway, "--force", "--uri", site.uri]) == 0
+    assert tdxctl(["delete", throwaway, "--force", "--uri", site.uri]) == 0
     assert f"{throwaway}: was not running, undefined" in capsys.readouterr().out
     with connect(site.uri) as conn:
         assert domain.lookup(conn, throwaway) is None
@@ -394,7 +394,7 @@ def test_delete_refuses_domains_that_are_not_ours_unless_forced(
 def test_delete_of_an_unknown_domain_is_an_error(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["delete", f"{site.prefix}-nope", "--uri", site.uri]) == 1
+    assert tdxctl(["delete", f"{site.prefix}-nope", "--uri", site.uri]) == 1
     assert "no domain named" in capsys.readouterr().err
 
 
@@ -420,7 +420,7 @@ def test_delete_all_tears_ours_down_gracefully_in_parallel_and_leaves_foreign_al
     tg.wait_for_text(site.console, tg.USERSPACE_MARKER, BOOT_TIMEOUT)
     # --owner narrows --all to this test's stack: other engineers' domains on this libvirtd
     # are ours too, and a test must not tear them down.
-    code = cli.main(["delete", "--all", "--owner", f"{PROJECT}/{site.prefix}",
+    code = tdxctl(["delete", "--all", "--owner", f"{PROJECT}/{site.prefix}",
                      "--uri", site.uri])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -448,7 +448,7 @@ def test_delete_all_tears_ours_down_gracefully_in_parallel_and_leaves_foreign_al
 def test_host_check_on_this_machine_says_why_tdx_cannot_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(["host-check"]) == 1
+    assert tdxctl(["host-check"]) == 1
     out = capsys.readouterr().out
     lines = {line.split()[1]: line for line in out.splitlines()[1:] if line.strip()
              and line.split()[0] in ("pass", "fail", "unknown")}
@@ -494,7 +494,7 @@ def test_host_check_exits_zero_when_every_required_check_passes(
     checks = tuple(libvirt_says_yes if c is host.check_libvirt_tdx else c
                    for c in host.LIBVIRT_CHECKS)
     monkeypatch.setattr(host, "LIBVIRT_CHECKS", checks)
-    assert cli.main(["host-check", "--uri", TEST_HOST_URI, "--root", str(READY)]) == 0
+    assert tdxctl(["host-check", "--uri", TEST_HOST_URI, "--root", str(READY)]) == 0
     assert "TDX trust domains can run on this host" in capsys.readouterr().out
 
 
@@ -522,6 +522,6 @@ def test_host_check_of_another_daemon_never_reads_this_machines_files(
 
 
 def test_running_the_module_needs_no_console_script() -> None:
-    result = subprocess.run([sys.executable, "-m", "tdx_provider.tdxctl.cli", "--version"],
+    result = subprocess.run([sys.executable, "-m", "tdx_provider.tdxctl", "--version"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.startswith("tdxctl ")

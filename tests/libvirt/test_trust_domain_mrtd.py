@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.runtime.rpc import UNKNOWN
 
+from tdx_provider.checking import UNKNOWN as ENGINE_UNKNOWN
+from tdx_provider.checking import Checker
 from tdx_provider.connection import connect
-from tdx_provider.dynamic._common import Checker
-from tdx_provider.dynamic._trust_domain_checks import expected_mrtd
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
+from tdx_provider.resources.trust_domain_checks import expected_mrtd
 from tests.support.tdvf import Layout, expected
 
 pytestmark = pytest.mark.libvirt
@@ -115,8 +115,8 @@ def test_remote_hosts_get_no_mrtd_and_no_local_file_is_read(tmp_path: Path) -> N
 
 
 def test_an_unknown_firmware_gives_an_unknown_mrtd() -> None:
-    checker = Checker(news(UNKNOWN))
+    checker = Checker({**news("/unused"), "firmware": ENGINE_UNKNOWN})
     with connect(TEST_HOST_URI) as conn:
         expected_mrtd(checker, conn)
-    assert checker.inputs["mrtd"] == UNKNOWN
+    assert checker.inputs["mrtd"] is ENGINE_UNKNOWN
 

@@ -22,11 +22,11 @@ import pytest
 from lxml import etree
 
 from tdx_provider.connection import connect
-from tdx_provider.dynamic.trust_domain import check_inputs
 from tdx_provider.errors import InputError
 from tdx_provider.guest import xml
 from tdx_provider.host import checks as host
 from tdx_provider.metadata import Owner
+from tdx_provider.resources.trust_domain import TRUST_DOMAIN_RESOURCE
 from tdx_provider.validation import PciAddress
 from tests.support.hosts import by_name, upstream_root
 
@@ -213,7 +213,7 @@ def preview(upstream: Upstream, **inputs: Any) -> tuple[dict[str, Any], dict[str
     news = {"uri": upstream.uri, "overlay": "/var/lib/libvirt/images/td.qcow2",
             "memory_mib": 512, "vcpus": 1, "network": None, "name": "td-preview",
             "owner": {"project": "p", "stack": "s", "resource": "td"}, **inputs}
-    checker, _ = check_inputs({}, news, Path("/"))
+    checker = TRUST_DOMAIN_RESOURCE.check({}, news, root=Path("/"))
     return checker.inputs, {f.property: f.reason for f in checker.failures}
 
 
@@ -240,7 +240,7 @@ def test_preview_fails_the_path_form_on_debians_libvirt_9() -> None:
             "memory_mib": 512, "vcpus": 1, "network": None, "name": "td-preview",
             "firmware": "/usr/share/ovmf/OVMF.fd", "qgs": {"path": QGS_PATH},
             "owner": {"project": "p", "stack": "s", "resource": "td"}}
-    checker, _ = check_inputs({}, news, Path("/"))
+    checker = TRUST_DOMAIN_RESOURCE.check({}, news, root=Path("/"))
     failures = {f.property: f.reason for f in checker.failures}
     assert "predates" in failures["qgs"]
 

@@ -14,39 +14,10 @@ from typing import Any
 from tdx_provider.connection import connect
 from tdx_provider.storage import ledger, pool
 from tests.support import guest as tg
+from tests.support.programs import program
 from tests.support.stack import Stack
 
-PROGRAM = """
-import json
-
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-work = cfg.require("work")
-uri = cfg.get("uri") or "qemu:///system"
-overlays = cfg.get_int("overlays") or 1
-domains = cfg.get_int("domains") or 0
-td_extra = json.loads(cfg.get("td_extra") or "{}")  # extra arguments of td-0
-
-pool = Pool("pool", name=prefix, path=f"{work}/pool", autostart=False, uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
-disks = [Overlay(f"disk-{i}", pool=pool, base_image=base, name=f"{prefix}-disk-{i}", uri=uri,
-                 capacity=cfg.get_int("capacity"))
-         for i in range(overlays)]
-for i in range(domains):
-    args = dict(
-        overlay=disks[i], name=f"{prefix}-td-{i}", memory_mib=cfg.get_int("memory_mib") or 128,
-        vcpus=1, tdx=False, domain_type="qemu", vsock=False, network=None,
-        kernel=cfg.require("kernel"), initrd=cfg.require("initrd"), cmdline=cfg.require("cmdline"),
-        console_log=f"{work}/td-{i}.log", shutdown_timeout=cfg.get_int("shutdown_timeout") or 5,
-        uri=uri,
-    )
-    if i == 0:
-        args.update(td_extra)
-    TrustDomain(f"td-{i}", **args)
-"""
+PROGRAM = program("configurable_fleet")  # tests/fixtures/programs/configurable_fleet
 
 
 def configure(stack: Stack, *, prefix: str, work: Path, guest: tg.TestGuest, overlays: int,

@@ -9,29 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import guest as tg
+from tests.support.programs import program
 
-PROGRAM = """
-import pulumi
-from pulumi_tdx import BaseImage, Overlay, Pool, TrustDomain
-
-cfg = pulumi.Config()
-prefix = cfg.require("prefix")
-uri = cfg.require("uri")
-pool = Pool("pool", name=cfg.require("pool"), path=cfg.require("pool_path"), autostart=False,
-            uri=uri)
-base = BaseImage("base", pool=pool, name=f"{prefix}-base", source=cfg.require("image"), uri=uri)
-disks = [Overlay(f"disk-{i}", pool=pool, base_image=base, name=f"{prefix}-disk-{i}", uri=uri)
-         for i in range(cfg.require_int("overlays"))]
-for i in range(cfg.require_int("domains")):
-    TrustDomain(
-        f"td-{i}", overlay=disks[i], name=f"{prefix}-td-{i}",
-        memory_mib=cfg.get_int("memory_mib") or 128, vcpus=1,
-        tdx=False, domain_type="qemu", vsock=False, network=None,
-        kernel=cfg.require("kernel"), initrd=cfg.require("initrd"),
-        cmdline=cfg.require("cmdline"), console_log=f"{cfg.require('work')}/td-{i}.log",
-        shutdown_timeout=cfg.get_int("shutdown_timeout") or 3, uri=uri,
-    )
-"""
+PROGRAM = program("shared_pool_tenant")  # tests/fixtures/programs/shared_pool_tenant
 
 
 def configure(set_config: Callable[[dict[str, Any]], object], *, prefix: str, pool_name: str,

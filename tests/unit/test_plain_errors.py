@@ -10,8 +10,12 @@ from typing import Any
 import libvirt
 import pytest
 
-from tdx_provider.dynamic._common import Checker, ProviderError, adapter, failure_line
+from tdx_provider.checking import Checker
+from tdx_provider.dynamic._common import EngineProvider, ProviderError
 from tdx_provider.errors import ConflictError, InputError, LibvirtOperationError
+from tdx_provider.failures import failure_line
+from tdx_provider.resources.base import Resource
+from tdx_provider.specs import TRUST_DOMAIN
 
 PROPS = {"owner": {"project": "p", "stack": "s", "resource": "disk"}, "uri": "qemu:///system"}
 
@@ -40,13 +44,19 @@ def test_a_multi_line_message_becomes_one_line() -> None:
     assert "\n" not in line and line.startswith("Pool 'disk': refresh failed: a b; ")
 
 
-class _Failing:
-    @adapter
-    def create(self, props: dict[str, Any]) -> None:
+class _FailingEngine(Resource):
+    spec = TRUST_DOMAIN
+
+    def begin(self, operation: str, props: dict[str, Any]) -> None:
+        pass
+
+    def create(self, props: dict[str, Any]) -> Any:
         raise LibvirtOperationError("cannot start 'td': no memory")
 
 
-_Failing.__name__ = "TrustDomainProvider"
+class _Failing(EngineProvider):
+    resource = "TrustDomain"
+    engine = _FailingEngine()  # type: ignore[assignment]
 
 
 def _as_the_server_formats_it(call: Any) -> str:

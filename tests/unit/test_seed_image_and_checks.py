@@ -14,7 +14,7 @@ import pytest
 import yaml
 from lxml import etree
 
-from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider, check_seed
+from tdx_provider.dynamic.cloud_init_seed import CloudInitSeedProvider
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
 from tdx_provider.errors import InputError
 from tdx_provider.guest import cloud_init, seed_image, xml
@@ -113,7 +113,7 @@ def check(**news: Any) -> dict[str, str]:
     """Failures of the seed's check by property (nothing here reaches libvirt: a failure stops
     the check before the path lookup)."""
     props = {"uri": "qemu:///system", "pool": "p", "owner": OWNER, **news}
-    return {f.property: f.reason for f in check_seed({}, props).failures}
+    return {f.property: f.reason for f in CloudInitSeedProvider().check({}, props).failures}
 
 
 def test_user_data_that_is_not_yaml_names_line_and_column() -> None:
@@ -184,9 +184,9 @@ def test_instance_id_is_known_at_preview_and_unknown_while_content_is() -> None:
 
     props = {"uri": "qemu:///system", "pool": "p", "owner": OWNER, "hostname": "td-1",
              "name": "s"}
-    known = check_seed({}, {**props}).inputs
+    known = CloudInitSeedProvider().check({}, {**props}).inputs
     assert known["instance_id"] == cloud_init.instance_id(cloud_init.Seed(hostname="td-1"))
-    unknown = check_seed({}, {**props, "hostname": UNKNOWN}).inputs
+    unknown = CloudInitSeedProvider().check({}, {**props, "hostname": UNKNOWN}).inputs
     assert unknown["instance_id"] == UNKNOWN
 
 

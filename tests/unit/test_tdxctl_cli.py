@@ -6,8 +6,12 @@ import json
 
 import pytest
 
-from tdx_provider.metadata import Owner
-from tdx_provider.tdxctl import cli, tables
+from tdx_provider.guest.teardown import TeardownRow
+from tdx_provider.metadata import Owner, owner_matches
+from tdx_provider.tdxctl import tables
+from tdx_provider.tdxctl.commands import COMMANDS, virsh
+from tdx_provider.tdxctl.commands.delete import describe_teardown
+from tdx_provider.tdxctl.main import main
 
 # --- tables ----------------------------------------------------------------------------------
 
@@ -46,7 +50,7 @@ def test_sizes_read_in_binary_units(value: int | None, shown: str) -> None:
     ["--help"], ["--version"], ["-x", "dominfo"],
 ])
 def test_our_commands_and_options_go_to_argparse(argv: list[str]) -> None:
-    assert cli.passthrough(argv) is None
+    assert virsh.passthrough(argv, COMMANDS) is None
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -59,7 +63,7 @@ def test_our_commands_and_options_go_to_argparse(argv: list[str]) -> None:
 def test_other_commands_pass_to_virsh_with_the_same_uri(
     argv: list[str], expected: tuple[str, list[str]]
 ) -> None:
-    assert cli.passthrough(argv) == expected
+    assert virsh.passthrough(argv, COMMANDS) == expected
 
 
 def test_passthrough_runs_virsh_as_an_argv_and_returns_its_exit_code(
@@ -74,8 +78,8 @@ def test_passthrough_runs_virsh_as_an_argv_and_returns_its_exit_code(
         calls.append(argv)
         return Done()
 
-    monkeypatch.setattr(cli.subprocess, "run", fake_run)
-    assert cli.main(["--uri", "test:///default", "domstate", "a; rm -rf /"]) == 3
+    monkeypatch.setattr(virsh.subprocess, "run", fake_run)
+    assert main(["--uri", "test:///default", "domstate", "a; rm -rf /"]) == 3
     assert calls == [["virsh", "-c", "test:///default", "domstate", "a; rm -rf /"]]
 
 
@@ -87,7 +91,7 @@ def test_passthrough_runs_virsh_as_an_argv_and_returns_its_exit_code(
     ("pro", False), ("proj/dev/we", False),
 ])
 def test_owner_filter_matches_whole_components(pattern: str, matches: bool) -> None:
-    assert cli.owner_matches(Owner("proj", "dev", "web"), pattern) is matches
+    assert owner_matches(Owner("proj", "dev", "web"), pattern) is matches
 
 
 @pytest.mark.parametrize("argv", [
@@ -98,23 +102,22 @@ def test_owner_filter_matches_whole_components(pattern: str, matches: bool) -> N
 def test_usage_errors_exit_2_without_touching_libvirt(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(argv) == 2
+    assert main(argv) == 2
     assert capsys.readouterr().err
 
 
 def test_no_command_prints_help() -> None:
-    assert cli.main([]) == 2
+    assert main([]) == 2
 
 
 def test_teardown_descriptions() -> None:
-    base = {"name": "vm", "timeout": 60, "seconds": 2.14, "error": None}
-    assert cli.describe_teardown({**base, "result": "graceful"}) == (
-        "vm: stopped by ACPI after 2.1 s, undefined")
-    assert cli.describe_teardown({**base, "result": "forced"}).startswith(
+    def row(result: str, **more: str) -> TeardownRow:
+        return TeardownRow("vm", None, 60, result, seconds=2.14, **more)
+
+    assert describe_teardown(row("graceful")) == "vm: stopped by ACPI after 2.1 s, undefined"
+    assert describe_teardown(row("forced")).startswith(
         "vm: no ACPI shutdown within 60 s, forced off, undefined")
-    assert cli.describe_teardown({**base, "result": "failed", "error": "boom"}) == (
-        "vm: FAILED: boom")
-    assert cli.describe_teardown(
-        {**base, "result": "undefined", "overlay_kept": "used by domain(s) other"}) == (
+    assert describe_teardown(row("failed", error="boom")) == "vm: FAILED: boom"
+    assert describe_teardown(row("undefined", overlay_kept="used by domain(s) other")) == (
         "vm: was not running, undefined; its overlay is not released: used by domain(s) other "
         "(it stays declared by its stack)")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider.tdxctl import cli
+from tdx_provider.tdxctl.main import main as tdxctl
 from tests.support.tdvf import Layout, expected
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(["measure", *argv])
+    code = tdxctl(["measure", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

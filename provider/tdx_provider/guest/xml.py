@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 from lxml import etree
 
+from tdx_provider import defaults
 from tdx_provider.errors import InputError
 from tdx_provider.metadata import NAMESPACE, Owner
 from tdx_provider.readers._base import parse_xml
@@ -67,7 +68,7 @@ class QuoteGenerationService:
 @dataclass(frozen=True)
 class SshForward:
     host_port: int = 0
-    bind_address: str = "127.0.0.1"
+    bind_address: str = defaults.SSH_BIND_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class DomainSpec:
     cid: int | None = None
     qgs: QuoteGenerationService | None = None
     console_log: str | None = None
-    shutdown_timeout: int = 60
+    shutdown_timeout: int = defaults.SHUTDOWN_TIMEOUT
     tdx_policy: int = DEFAULT_TDX_POLICY
     # 48-byte values (SHA-384 digests) as base64, which is what libvirt's parser takes
     mr_config_id: str | None = None

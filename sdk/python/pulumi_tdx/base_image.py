@@ -22,10 +22,13 @@ class BaseImageArgs:
     name: pulumi.Input[str] | None = None
     """Volume name; default: resource name plus a random suffix."""
     sha256: pulumi.Input[str] | None = None
-    """Expected SHA-256 of the source; verified while streaming (a mismatch keeps nothing)."""
+    """Expected SHA-256 of the source; verified while streaming (a mismatch keeps nothing). Output:
+    the SHA-256 of the imported content."""
     format: pulumi.Input[str] | None = None
     """``qcow2`` or ``raw``; detected from the content when omitted."""
     uri: pulumi.Input[str] = DEFAULT_URI
+    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work). With the native
+    provider, the provider's ``uri`` when omitted."""
 
 
 class BaseImage(pulumi.dynamic.Resource, module=MODULE, name="BaseImage"):

@@ -41,19 +41,21 @@ class CloudInitSeedArgs:
     hostname: pulumi.Input[str] | None = None
     """The guest's host name (meta-data ``local-hostname``); an RFC 1123 name."""
     users: pulumi.Input[Sequence[Any]] = field(default_factory=list)
-    """Users to create, each a :class:`SeedUser` or a dict of its fields."""
+    """Users to create, each a ``SeedUser`` or a dict of its fields."""
     ssh_authorized_keys: pulumi.Input[Sequence[str]] = field(default_factory=list)
     """Public keys for the image's default user (``ubuntu`` on Ubuntu cloud images)."""
     user_data: pulumi.Input[str] | None = None
-    """Raw user-data (``#cloud-config`` YAML, a script, MIME…) used as the whole user-data:
-    the escape hatch for anything the typed inputs do not say. A secret in state and preview.
-    Cannot be combined with ``users`` / ``ssh_authorized_keys`` (declare those inside it)."""
+    """Raw user-data (``#cloud-config`` YAML, a script, MIME…) used as the whole user-data: the
+    escape hatch for anything the typed inputs do not say. A secret in state and preview. Cannot
+    be combined with ``users`` / ``ssh_authorized_keys`` (declare those inside it)."""
     network_config: pulumi.Input[Mapping[str, Any] | str] | None = None
-    """cloud-init network configuration (version 2, netplan-like, or version 1), as a dict or
-    YAML text; None: the image's default (DHCP on the first NIC)."""
+    """cloud-init network configuration (version 2, netplan-like, or version 1), as a dict or YAML
+    text; None: the image's default (DHCP on the first NIC)."""
     name: pulumi.Input[str] | None = None
     """Volume name; default: resource name plus a random suffix."""
     uri: pulumi.Input[str] = DEFAULT_URI
+    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work). With the native
+    provider, the provider's ``uri`` when omitted."""
 
 
 class CloudInitSeed(pulumi.dynamic.Resource, module=MODULE, name="CloudInitSeed"):

@@ -19,15 +19,17 @@ class OverlayArgs:
     pool: pulumi.Input[str]
     """Name of the pool (or pass the ``Pool`` resource)."""
     base_image: pulumi.Input[str]
-    """The base volume: its path, its volume name in ``pool``, or the ``BaseImage`` resource.
-    All three forms of one base are the same value (a name is resolved through libvirt at
-    preview), so changing between them is no change."""
+    """The base volume: its path, its volume name in ``pool``, or the ``BaseImage`` resource. All
+    three forms of one base are the same value (a name is resolved through libvirt at preview),
+    so changing between them is no change."""
     name: pulumi.Input[str] | None = None
     """Volume name; default: resource name plus a random suffix."""
     capacity: pulumi.Input[int] | None = None
-    """Virtual size in bytes; default: the base image's. Growing is in place; shrinking is
-    refused at preview."""
+    """Virtual size in bytes; default: the base image's. Growing is in place; shrinking is refused
+    at preview."""
     uri: pulumi.Input[str] = DEFAULT_URI
+    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work). With the native
+    provider, the provider's ``uri`` when omitted."""
 
 
 class Overlay(pulumi.dynamic.Resource, module=MODULE, name="Overlay"):

@@ -24,7 +24,8 @@ class PoolArgs:
     """Other stacks adopt this pool: it outlives this stack. Delete then leaves it defined and
     running (like an adopted pool) instead of refusing while other stacks' volumes remain."""
     uri: pulumi.Input[str] = DEFAULT_URI
-    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work)."""
+    """libvirt connection URI (remote URIs such as ``qemu+ssh://host/system`` work). With the native
+    provider, the provider's ``uri`` when omitted."""
 
 
 class Pool(pulumi.dynamic.Resource, module=MODULE, name="Pool"):

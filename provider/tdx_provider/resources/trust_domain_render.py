@@ -1,6 +1,7 @@
-"""``tdxctl render``: the domain XML a TrustDomain with given inputs would define on a host.
+"""What ``tdxctl render`` prints: the domain XML a TrustDomain with given inputs would define.
 
-The inputs go through the provider's own preview checks (:func:`dynamic.trust_domain.check_inputs`:
+The inputs go through the provider's own preview checks (the engine's
+:class:`~tdx_provider.resources.trust_domain.TrustDomainResource` check:
 field checks, the host's capacity, the QGS dialect of that libvirt, the default TDX firmware from
 its domain capabilities) and the render is validated with that host's schema, exactly as at
 ``pulumi preview``; the disk's backing chain is read from the host's storage API, as at create.
@@ -17,9 +18,6 @@ from typing import Any
 
 from tdx_provider.errors import InputError, TdxError
 
-# Keys a TrustDomain takes (the SDK's keyword arguments), with the SDK defaults the provider's
-# DEFAULTS do not hold (the SDK fills them in before the provider sees them).
-SDK_DEFAULTS: dict[str, Any] = {"network": "default"}
 RENDER_OWNER = {"project": "tdxctl", "stack": "render"}
 
 
@@ -38,9 +36,9 @@ class RenderInputError(TdxError):
 
 
 def input_keys() -> frozenset[str]:
-    from tdx_provider.dynamic import trust_domain
+    from tdx_provider.specs import TRUST_DOMAIN
 
-    return frozenset(("overlay", *trust_domain.REPLACE_KEYS, *trust_domain.UPDATE_KEYS))
+    return frozenset(f.name for f in TRUST_DOMAIN.public_inputs)
 
 
 def load_inputs(path: Path) -> dict[str, Any]:
@@ -63,23 +61,25 @@ def load_inputs(path: Path) -> dict[str, Any]:
 def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Rendered:
     """Check ``inputs`` as preview would (``uri`` overrides theirs) and render the XML."""
     from tdx_provider.connection import connect
-    from tdx_provider.dynamic import trust_domain
+    from tdx_provider.guest.domain_spec import backing_chain, render_document
+    from tdx_provider.resources.trust_domain import TRUST_DOMAIN_RESOURCE
+    from tdx_provider.specs import TRUST_DOMAIN
 
-    news = {**SDK_DEFAULTS, **inputs}
+    news = {**TRUST_DOMAIN.sdk_defaults(), **inputs}  # INPUTS.json holds SDK keyword args
     if uri is not None:
         news["uri"] = uri
     news["owner"] = {**RENDER_OWNER, "resource": str(news.get("name") or "td")}
-    checker, warnings = trust_domain.check_inputs({}, news, root, readiness=False)
-    if checker.failures:
-        raise RenderInputError([failure.reason for failure in checker.failures])
-    checked = checker.inputs
+    result = TRUST_DOMAIN_RESOURCE.check({}, news, readiness=False, root=root)
+    if result.failures:
+        raise RenderInputError([failure.reason for failure in result.failures])
+    checked = result.inputs
     with connect(checked["uri"]) as conn:
-        chain = trust_domain.backing_chain(conn, checked["overlay"])
+        chain = backing_chain(conn, checked["overlay"])
     try:
-        document = trust_domain.render_document(checked, chain)
+        document = render_document(checked, chain)
     except InputError as exc:
         raise RenderInputError([str(exc)]) from exc
-    return Rendered(indented(document), warnings)
+    return Rendered(indented(document), result.warnings)
 
 
 def indented(document: str) -> str:
