@@ -101,3 +101,43 @@ func contains(list []string, item string) bool {
 	}
 	return false
 }
+
+func TestEditablePackagesWithoutPluginAreDropped(t *testing.T) {
+	venv := t.TempDir()
+	site := filepath.Join(venv, "lib", "python3.11", "site-packages")
+	src := t.TempDir()
+	for name, resource := range map[string]string{"pulumi_tdx": "false", "pulumi_other": "true"} {
+		dir := filepath.Join(src, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		json := `{"resource": ` + resource + `}`
+		if err := os.WriteFile(filepath.Join(dir, "pulumi-plugin.json"), []byte(json), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(site, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	finder := "import sys\nMAPPING: dict[str, str] = {'pulumi_tdx': '" + src + "/pulumi_tdx', " +
+		"'pulumi_other': '" + src + "/pulumi_other', 'tdx_provider': '/elsewhere'}\n"
+	if err := os.WriteFile(filepath.Join(site, "__editable___pulumi_tdx_0_1_0_finder.py"),
+		[]byte(finder), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deps := []*pulumirpc.PluginDependency{
+		{Name: "tdx", Kind: "resource", Version: "v0.1.0"},
+		{Name: "other", Kind: "resource", Version: "v1.0.0"},
+		{Name: "random", Kind: "resource", Version: "v4.0.0"},
+	}
+	var names []string
+	for _, dep := range withoutPluginless(deps, editableModules(venv)) {
+		names = append(names, dep.GetName())
+	}
+	if strings.Join(names, ",") != "other,random" {
+		t.Errorf("kept %v, want other and random (tdx says resource: false)", names)
+	}
+	if got := len(withoutPluginless(deps, editableModules(""))); got != 3 {
+		t.Errorf("without a virtualenv every plugin stays, kept %d", got)
+	}
+}
