@@ -36,9 +36,16 @@ func getRequiredPlugins(_ any, ctx context.Context, dec func(any) error,
 	if err := dec(req); err != nil {
 		return nil, err
 	}
-	resp, err := pulumirpc.NewLanguageRuntimeClient(hostConn).GetRequiredPlugins(ctx, req)
-	if err != nil {
-		return nil, err
+	// The host's own answer, cached (plugincache.go); the filter below always runs live.
+	dir, key := pluginCacheDir(), pluginCacheKey(venv)
+	resp := loadCachedPlugins(dir, key)
+	if resp == nil {
+		var err error
+		resp, err = pulumirpc.NewLanguageRuntimeClient(hostConn).GetRequiredPlugins(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		storeCachedPlugins(dir, key, resp)
 	}
 	resp.Plugins = withoutPluginless(resp.GetPlugins(), editableModules(venv))
 	return resp, nil
