@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from tdx_provider import events
+from tdx_provider import defaults, events
 from tdx_provider.errors import LibvirtOperationError
 
-DEFAULT_URI = "qemu:///system"
+DEFAULT_URI = defaults.URI
 # Where the system daemon of this machine listens; any other socket is another daemon, which may
 # live in another root (a chroot, a container) or forward to another machine.
 SYSTEM_SOCKETS = frozenset({"/run/libvirt/libvirt-sock", "/var/run/libvirt/libvirt-sock"})

@@ -46,3 +46,14 @@ def test_declared_outputs_are_the_specs(name: str) -> None:
     annotations = getattr(pulumi_tdx, name).__annotations__  # strings (postponed evaluation)
     declared = {k for k, v in annotations.items() if str(v).startswith("pulumi.Output")}
     assert declared and declared <= {f.name for f in SPECS[name].outputs}
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_constructor_defaults_are_the_specs(name: str) -> None:
+    import inspect
+
+    params = inspect.signature(getattr(pulumi_tdx, name).__init__).parameters
+    for field in SPECS[name].public_inputs:
+        default = params[field.name].default
+        if field.has_default and default is not None:
+            assert default == field.default, f"{name}({field.name}=...)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tdx_provider import validation
+from tdx_provider import defaults, validation
 from tdx_provider.guest import inputs as td
 
 from .common import AUTO_NAMED, OWNER, URI
@@ -71,16 +71,16 @@ TRUST_DOMAIN = ResourceSpec(
         Field("gpu_setup_command", array(STRING), "argv run once before the first start, with "
               "the BDFs appended (never a shell).", validate=validation.argv),
         Field("dma_entry_limit", INTEGER, "Raise vfio_iommu_type1's dma_entry_limit to at least "
-              "this before starting with GPUs.", default=0x200000,
+              "this before starting with GPUs.", default=defaults.DMA_ENTRY_LIMIT,
               validate=lambda f, v: validation.integer(f, v, minimum=0)),
         Field("ssh_host_port", INTEGER, "Host port forwarded to guest port 22 (QEMU user "
               "networking); 0 picks a free one.", default=0, validate=validation.port),
         Field("ssh_bind_address", STRING, "Host address the SSH forward listens on; "
-              "``0.0.0.0`` to reach it from other hosts.", default="127.0.0.1",
+              "``0.0.0.0`` to reach it from other hosts.", default=defaults.SSH_BIND_ADDRESS,
               validate=td.bind_address),
         Field("network", STRING, "libvirt network for a second NIC. The SDKs default to the "
               "``default`` network; None (or omitted where no SDK fills it in) means none.",
-              default="default", sdk_default=True, validate=td.network),
+              default=defaults.NETWORK, sdk_default=True, validate=td.network),
         Field("vsock", BOOLEAN, "Attach a vsock device.", default=True,
               validate=validation.boolean),
         Field("cid", INTEGER, "vsock guest CID; None lets libvirt pick one. Output: the CID "
@@ -93,7 +93,7 @@ TRUST_DOMAIN = ResourceSpec(
               "variables, tdvirsh ``-t``).", validate=td.existing_file),
         Field("console_log", STRING, "File the serial console is written to."),
         Field("shutdown_timeout", INTEGER, "Seconds delete waits for an ACPI shutdown before "
-              "forcing the domain off.", default=60, change=Change.UPDATE,
+              "forcing the domain off.", default=defaults.SHUTDOWN_TIMEOUT, change=Change.UPDATE,
               validate=lambda f, v: validation.integer(f, v, minimum=0,
                                                        maximum=td.MAX_SHUTDOWN_TIMEOUT)),
         Field("autostart", BOOLEAN, "Start the domain when libvirtd starts.", default=False,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pulumi
 
-DEFAULT_URI = "qemu:///system"
+from tdx_provider import defaults
+
+DEFAULT_URI = defaults.URI
 
 
 def owner(resource_name: str) -> dict[str, str]:

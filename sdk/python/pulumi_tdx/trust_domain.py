@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
+from tdx_provider import defaults
 from tdx_provider.dynamic.trust_domain import TrustDomainProvider
 
 from ._util import DEFAULT_URI, MODULE, owner, with_legacy_alias
@@ -58,13 +59,13 @@ class TrustDomainArgs:
     """PCI addresses (``DDDD:BB:SS.F``) of GPUs to pass through as managed hostdevs."""
     gpu_setup_command: pulumi.Input[Sequence[str]] | None = None
     """argv run once before the first start, with the BDFs appended (never a shell)."""
-    dma_entry_limit: pulumi.Input[int] = 0x200000
+    dma_entry_limit: pulumi.Input[int] = defaults.DMA_ENTRY_LIMIT
     """Raise vfio_iommu_type1's dma_entry_limit to at least this before starting with GPUs."""
     ssh_host_port: pulumi.Input[int] = 0
     """Host port forwarded to guest port 22 (QEMU user networking); 0 picks a free one."""
-    ssh_bind_address: pulumi.Input[str] = "127.0.0.1"
+    ssh_bind_address: pulumi.Input[str] = defaults.SSH_BIND_ADDRESS
     """Host address the SSH forward listens on; ``0.0.0.0`` to reach it from other hosts."""
-    network: pulumi.Input[str] | None = "default"
+    network: pulumi.Input[str] | None = defaults.NETWORK
     """libvirt network for a second NIC. The SDKs default to the ``default`` network; None (or
     omitted where no SDK fills it in) means none."""
     vsock: pulumi.Input[bool] = True
@@ -80,7 +81,7 @@ class TrustDomainArgs:
     """Path of a Jinja2 domain template that replaces ours (same variables, tdvirsh ``-t``)."""
     console_log: pulumi.Input[str] | None = None
     """File the serial console is written to."""
-    shutdown_timeout: pulumi.Input[int] = 60
+    shutdown_timeout: pulumi.Input[int] = defaults.SHUTDOWN_TIMEOUT
     """Seconds delete waits for an ACPI shutdown before forcing the domain off."""
     autostart: pulumi.Input[bool] = False
     """Start the domain when libvirtd starts."""
@@ -155,17 +156,17 @@ class TrustDomain(pulumi.dynamic.Resource, module=MODULE, name="TrustDomain"):
         cmdline: pulumi.Input[str] | None = None,
         gpus: pulumi.Input[Sequence[str]] | None = None,
         gpu_setup_command: pulumi.Input[Sequence[str]] | None = None,
-        dma_entry_limit: pulumi.Input[int] = 0x200000,
+        dma_entry_limit: pulumi.Input[int] = defaults.DMA_ENTRY_LIMIT,
         ssh_host_port: pulumi.Input[int] = 0,
-        ssh_bind_address: pulumi.Input[str] = "127.0.0.1",
-        network: pulumi.Input[str] | None = "default",
+        ssh_bind_address: pulumi.Input[str] = defaults.SSH_BIND_ADDRESS,
+        network: pulumi.Input[str] | None = defaults.NETWORK,
         vsock: pulumi.Input[bool] = True,
         cid: pulumi.Input[int] | None = None,
         qgs: QuoteGenerationService | dict[str, object] | None = None,
         domain_type: pulumi.Input[str] = "kvm",
         template: pulumi.Input[str] | None = None,
         console_log: pulumi.Input[str] | None = None,
-        shutdown_timeout: pulumi.Input[int] = 60,
+        shutdown_timeout: pulumi.Input[int] = defaults.SHUTDOWN_TIMEOUT,
         autostart: pulumi.Input[bool] = False,
         uri: pulumi.Input[str] = DEFAULT_URI,
         debug: pulumi.Input[bool] = False,
