@@ -10,6 +10,7 @@ only, and one made only under our ``/var/lib/…`` exists here only.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -250,3 +251,21 @@ def test_preview_fails_firmware_and_initrd_by_name(uri: str, conn: libvirt.virCo
     assert sorted(failures) == ["firmware", "initrd"]
     assert "does not exist on" in failures["initrd"]
     assert "does not exist on" in failures["firmware"]
+
+
+# --- a real remote transport: qemu+ssh:// to this machine's libvirtd -------------------------
+
+
+def test_over_ssh_a_file_of_that_host_is_found_and_a_missing_kernel_fails(
+        scratch_dir: Path) -> None:
+    """Through ssh (scripts/setup-sshd.sh) the host is this machine's system libvirtd, which
+    sees our files: a file here is found there, a missing one fails ``kernel`` at preview."""
+    uri = os.environ["PULUMI_TDX_SSH_URI"]  # scripts/env.sh
+    (scratch_dir / "vmlinuz").write_bytes(b"kernel")
+    with connect(uri) as conn:
+        assert host_files.exists_on_host(conn, str(scratch_dir / "vmlinuz")) is True
+        assert host_files.exists_on_host(conn, str(scratch_dir / "nope")) is False
+        assert probe_pools(conn) == []
+    failures = preview(uri, kernel=str(scratch_dir / "nope"))
+    assert list(failures) == ["kernel"] and "does not exist on qemu+ssh://" in failures["kernel"]
+    assert preview(uri, kernel=str(scratch_dir / "vmlinuz")) == {}
