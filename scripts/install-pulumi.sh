@@ -5,7 +5,7 @@
 #
 # Result in BIN_DIR: pulumi (a wrapper that resets SIGINT, see wrap_cli), pulumi-language-python,
 # pulumi-language-python-exec,
-# pulumi-resource-pulumi-python.
+# pulumi-resource-pulumi-python, pulumi-language-yaml (runtime: yaml programs).
 #
 # 1. If a pulumi is already on PATH (and it is not ours), link the plugins beside it.
 # 2. Otherwise build from the Go module proxy (the only registry we can reach for Pulumi),
@@ -37,6 +37,13 @@ LANGHOST_LEGACY_SDK="v3.68.0"
 
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-tdx/pulumi-${PULUMI_VERSION}-langhost-${LANGHOST_VERSION:-sdk-$LANGHOST_LEGACY_SDK}"
 NAMES=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
+# The YAML language host is a module of its own (github.com/pulumi/pulumi-yaml), served by the
+# proxy in two versions only (v1.11.1, v1.25.0). v1.25.0 requires pulumi pkg/sdk v3.206.0 and does
+# not compile against v3.274.1 (plugin API changes), so it is built with its own requirements. The
+# language-host gRPC protocol it speaks to the CLI is stable across those releases.
+YAML_MODULE="github.com/pulumi/pulumi-yaml"
+YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
+YAML_DIR="$CACHE_DIR/yaml-$YAML_VERSION"
 
 log() { printf 'install-pulumi: %s\n' "$*" >&2; }
 
@@ -68,6 +75,48 @@ wrap_cli() {
     fi
 }
 
+# wrapper_module DIR MAIN_PACKAGE "module version"...: a go.mod + tools.go that pins them.
+wrapper_module() {
+    local dir="$1" main="$2"
+    shift 2
+    {
+        printf 'module pulumi-tdx.local/build\n\ngo 1.26\n\nrequire (\n'
+        printf '\t%s\n' "$@"
+        printf ')\n\nreplace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e\n'
+    } >"$dir/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$main" >"$dir/tools.go"
+}
+
+go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
+
+# build_yaml: $YAML_DIR/pulumi-language-yaml, built once per machine (minutes on 2 cores).
+# Swapped in whole, like the CLI.
+build_yaml() {
+    [ -x "$YAML_DIR/pulumi-language-yaml" ] && return 0
+    local go
+    go="$(go_bin)"
+    [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
+    ysrc="$YAML_DIR.src.$$"
+    ystage="$YAML_DIR.tmp.$$"
+    rm -rf "$ysrc" "$ystage"
+    mkdir -p "$ysrc" "$ystage"
+    trap 'rm -rf "$ysrc" "$ystage"' EXIT
+    # Globals, not locals: the EXIT trap runs after the function is gone.
+    wrapper_module "$ysrc" "$YAML_MODULE/cmd/pulumi-language-yaml" "$YAML_MODULE $YAML_VERSION"
+    log "building pulumi-language-yaml $YAML_VERSION (once per machine)"
+    (cd "$ysrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
+        GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
+        -ldflags "-X $YAML_MODULE/pkg/version.Version=$YAML_VERSION" \
+        -o "$ystage/pulumi-language-yaml" "$YAML_MODULE/cmd/pulumi-language-yaml")
+    chmod 755 "$ystage/pulumi-language-yaml"
+    if [ ! -x "$YAML_DIR/pulumi-language-yaml" ]; then
+        rm -rf "$YAML_DIR"
+        mv "$ystage" "$YAML_DIR" || true  # a concurrent install may have won the race
+    fi
+    rm -rf "$ysrc" "$ystage"
+    trap - EXIT
+}
+
 # --- 1. Reuse a pulumi that is already installed -------------------------------
 if existing="$(command -v pulumi 2>/dev/null)"; then
     existing_dir="$(cd "$(dirname "$existing")" && pwd -P)"
@@ -78,6 +127,12 @@ if existing="$(command -v pulumi 2>/dev/null)"; then
                 link "$existing_dir/$name" "$name"
             fi
         done
+        if [ -x "$existing_dir/pulumi-language-yaml" ]; then
+            link "$existing_dir/pulumi-language-yaml" pulumi-language-yaml
+        else
+            build_yaml
+            link "$YAML_DIR/pulumi-language-yaml" pulumi-language-yaml
+        fi
         wrap_cli "$existing_dir/pulumi"
         exit 0
     fi
@@ -131,18 +186,6 @@ build() {
     rm -rf "$src"
 }
 
-# wrapper_module DIR MAIN_PACKAGE "module version"...: a go.mod + tools.go that pins them.
-wrapper_module() {
-    local dir="$1" main="$2"
-    shift 2
-    {
-        printf 'module pulumi-tdx.local/build\n\ngo 1.26\n\nrequire (\n'
-        printf '\t%s\n' "$@"
-        printf ')\n\nreplace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e\n'
-    } >"$dir/go.mod"
-    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$main" >"$dir/tools.go"
-}
-
 complete=1
 for name in "${NAMES[@]}"; do
     [ -x "$CACHE_DIR/bin/$name" ] || complete=0
@@ -150,22 +193,26 @@ done
 if [ "$complete" = 0 ]; then
     build
 fi
+build_yaml
 
 # --- 3. The language-host launcher (legacy v3.68 host only) ------------------------
 # A bin set beside the CLI build: hard links of the four files, the v3.68 host renamed to
 # pulumi-language-python-host, and the launcher as pulumi-language-python. All must sit in one
 # directory: the CLI prefers the language host found next to its own resolved path, and the
 # v3.68 host finds pulumi-language-python-exec next to its own. Keyed by the launcher's source
-# hash, so a changed launcher is rebuilt and a finished set is never modified (other checkouts
-# may be using it).
+# hash (and the YAML host's version), so a changed launcher is rebuilt and a finished set is never
+# modified (other checkouts may be using it). pulumi-language-yaml is in the set too: the CLI
+# looks for its bundled language hosts beside its own resolved path and warns ("using
+# pulumi-language-yaml from $PATH ... expected ...") when the one on PATH resolves elsewhere.
 LAUNCHER_SRC="$REPO_ROOT/scripts/langhost-launcher"
 bin_set="$CACHE_DIR/bin"
 if [ -z "$LANGHOST_VERSION" ]; then
     launcher_hash="$(cat "$LAUNCHER_SRC"/*.go "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
         | sha256sum | cut -c1-12)"
-    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash"
-    if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ]; then
-        go="$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)"
+    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION"
+    if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ] \
+        || [ ! -x "$bin_set/pulumi-language-yaml" ]; then
+        go="$(go_bin)"
         set_stage="$bin_set.tmp.$$"
         rm -rf "$set_stage"
         mkdir -p "$set_stage"
@@ -176,6 +223,8 @@ if [ -z "$LANGHOST_VERSION" ]; then
         done
         ln "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host" \
             2>/dev/null || cp -p "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host"
+        ln "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml" 2>/dev/null \
+            || cp -p "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml"
         log "building the language-host launcher ($LAUNCHER_SRC)"
         (cd "$LAUNCHER_SRC" && GOFLAGS="-mod=readonly" GOTOOLCHAIN=local \
             "$go" build -trimpath -o "$set_stage/pulumi-language-python" .)
@@ -190,7 +239,12 @@ fi
 # Links, not copies: the language host finds pulumi-language-python-exec beside its
 # resolved path, which is the cache dir where all files live together. `pulumi` itself is
 # the SIGINT wrapper (wrap_cli) around the CLI of that same directory.
-for name in "${NAMES[@]}"; do
+if [ ! -x "$bin_set/pulumi-language-yaml" ]; then
+    # The same-release host (PULUMI_LANGHOST_VERSION): its set is $CACHE_DIR/bin.
+    ln "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml" 2>/dev/null \
+        || cp -p "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml"
+fi
+for name in "${NAMES[@]}" pulumi-language-yaml; do
     [ "$name" = pulumi ] || link "$bin_set/$name" "$name"
 done
 wrap_cli "$bin_set/pulumi"

@@ -12,6 +12,6 @@ nobody), and at once:
 - :mod:`.markers`: every declared overlay carries a token the soak wrote into it, checked again
   and again: a volume a stack still declares that is gone or carries another token is *lost*.
 
-:mod:`.report` prints the figures; the exit status is not 0 when anything was lost, anything
+:mod:`.readiness` prints the figures; the exit status is not 0 when anything was lost, anything
 failed for a reason other than an injected fault, or anything is left after the final destroy.
 """

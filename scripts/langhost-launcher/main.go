@@ -17,6 +17,9 @@
 //     working directory, which is the Pulumi program itself. So the launcher sits in front of the
 //     host as a gRPC proxy (proxy.go): every call goes to the host unchanged, except RunPlugin,
 //     which the launcher serves as the current host does (runplugin.go).
+//   - it misses the pulumi-plugin.json of an editable install and so reports a resource plugin
+//     that the package says it has none of; the launcher drops it from GetRequiredPlugins
+//     (editable.go).
 package main
 
 import (
@@ -57,6 +60,10 @@ func main() {
 		fail("%v", err)
 	}
 	if virtualenv != "" {
+		venv = virtualenv
+		if !filepath.IsAbs(venv) {
+			venv = filepath.Join(root, venv)
+		}
 		args = append(args, "-root="+root, "-virtualenv="+virtualenv)
 		env = without(env, "PULUMI_PYTHON_CMD")
 	}

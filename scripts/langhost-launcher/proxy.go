@@ -68,6 +68,7 @@ func serve(host string, args []string, env []string) int {
 	if err != nil {
 		fail("cannot reach the language host on port %s: %v", hostPort, err)
 	}
+	hostConn = conn
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fail("%v", err)

@@ -12,11 +12,12 @@ import (
 	"google.golang.org/grpc"
 )
 
-// runPluginService is LanguageRuntime with RunPlugin alone: the proxy's other calls fall through
-// to the host.
+// runPluginService is LanguageRuntime with RunPlugin and GetRequiredPlugins (editable.go) alone:
+// the proxy's other calls fall through to the host.
 var runPluginService = grpc.ServiceDesc{
 	ServiceName: "pulumirpc.LanguageRuntime",
 	HandlerType: (*any)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "GetRequiredPlugins", Handler: getRequiredPlugins}},
 	Streams: []grpc.StreamDesc{{
 		StreamName:    "RunPlugin",
 		ServerStreams: true,

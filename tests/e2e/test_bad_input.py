@@ -13,8 +13,9 @@ libvirt holds exactly that scaffolding under our prefix and no new file appeared
 
 The table runs against each libvirt host of the matrix (``debian``, ``upstream``). The upstream
 host is another machine for the provider (``connection.is_local_uri``): files it would read
-(kernel, initrd, firmware) are not checked on this machine, so those cases preview cleanly there
-and fail when libvirt starts the guest instead.
+(kernel, initrd, firmware) are looked up there through its libvirt (``storage/host_files``), so
+those cases fail the same way; the console log's directory is not checked there (the case
+previews cleanly and would fail when libvirt starts the guest).
 
 The property-based tests of the BDF parser and of name validation live in
 ``tests/unit/test_validation.py`` (``test_pci_address_*``/``test_name_*`` with hypothesis).
@@ -193,16 +194,17 @@ CASES = [
          r"use a path, file:// or http\(s\)://"),
     Case("td-kernel-relative", "TrustDomain", lambda c: {"kernel": "vmlinuz"}, "kernel",
          ABSOLUTE),
-    # missing files on the libvirt host: refused here for this machine's libvirtd, never looked
-    # up on this machine for another host (remote=(None, ""): the preview passes there)
+    # missing files on the libvirt host: refused here for this machine's libvirtd, asked of
+    # another host's libvirt; a console log's directory is never looked up on another host
+    # (remote=(None, ""): the preview passes there)
     Case("td-kernel-missing", "TrustDomain", lambda c: {"kernel": str(c.work / "no-vmlinuz")},
-         "kernel", r"file .* does not exist", remote=(None, "")),
+         "kernel", r"file .* does not exist"),
     Case("td-initrd-missing", "TrustDomain", lambda c: {"initrd": str(c.work / "no-initrd")},
-         "initrd", r"file .* does not exist", remote=(None, "")),
+         "initrd", r"file .* does not exist"),
     Case("td-firmware-relative", "TrustDomain", lambda c: {"firmware": "OVMF.fd"}, "firmware",
          ABSOLUTE),
     Case("td-firmware-missing", "TrustDomain", lambda c: {"firmware": str(c.work / "no-ovmf")},
-         "firmware", r"file .* does not exist", remote=(None, "")),
+         "firmware", r"file .* does not exist"),
     Case("td-console-log-directory-missing", "TrustDomain",
          lambda c: {"console_log": str(c.work / "no-such-dir" / "console.log")},
          "console_log", r"directory .* does not exist", remote=(None, "")),

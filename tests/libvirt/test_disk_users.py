@@ -25,7 +25,7 @@ from tdx_provider.connection import connect
 from tdx_provider.errors import InUseError
 from tdx_provider.guest import domain, xml
 from tdx_provider.metadata import Owner
-from tdx_provider.storage import disk_users, pool, volume
+from tdx_provider.storage import disk_index, disk_users, domain_disks, pool, volume
 from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 from tests.support.hosts import LibvirtHost
@@ -69,7 +69,7 @@ def _held_listing(conn: libvirt.virConnect) -> tuple[Future[list[libvirt.virDoma
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         began = time.monotonic()
-        listing = disk_users.in_background(lambda: conn.listAllDomains(0))
+        listing = disk_index.in_background(lambda: conn.listAllDomains(0))
         try:
             listing.result(timeout=HELD)
         except FutureTimeout:
@@ -128,7 +128,7 @@ def test_a_volume_check_does_not_wait_for_a_domain_libvirt_is_stopping(
             _power_button_until_off(operator.lookupByName(unique), powered_off)
             destroyed = None
         else:
-            destroyed = disk_users.in_background(operator.lookupByName(unique).destroy)
+            destroyed = disk_index.in_background(operator.lookupByName(unique).destroy)
         listing, began = _held_listing(bystander)  # another client of the host
         spare_users = disk_users.users(qemu_conn, spare)
         guest_disk_users = disk_users.users(qemu_conn, guest_disk)
@@ -325,7 +325,7 @@ def test_a_domain_undefined_while_it_is_read_uses_nothing(unique: str) -> None:
     with connect(TEST_URI) as conn, connect(TEST_URI) as other:
         dom = conn.defineXML(_test_domain(unique, str(uuid.uuid4()), "/pool/x.qcow2"))
         other.lookupByName(unique).undefine()
-        assert disk_users.read_domain(dom) is None
+        assert domain_disks.read_domain(dom) is None
 
 
 def test_a_private_test_host_gets_a_plain_scan(tmp_path: Path, unique: str) -> None:

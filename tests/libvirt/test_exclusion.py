@@ -20,7 +20,7 @@ import libvirt
 import pytest
 
 from tdx_provider.connection import connect, is_local_uri
-from tdx_provider.storage import exclusion, ledger, pool
+from tdx_provider.storage import exclusion, ledger, lock_record, pool
 from tests.support.cleanup import remove_prefixed
 
 pytestmark = pytest.mark.libvirt
@@ -319,11 +319,11 @@ def test_a_holder_whose_lock_was_broken_never_writes_into_or_deletes_the_next_lo
     proc = holder(qemu_uri, shared_pool, seconds=2.0, stale=1.0)  # heartbeats every 0.25 s
     with connect(qemu_uri) as conn:
         found = conn.storagePoolLookupByName(shared_pool)
-        exclusion._delete(found, exclusion.LOCK_VOLUME)  # broken, as a waiter breaks it
-        vol, _unlisted = exclusion._try_create(found, exclusion.LOCK_VOLUME)
+        lock_record.delete(found, exclusion.LOCK_VOLUME)  # broken, as a waiter breaks it
+        vol, _unlisted = lock_record.try_create(found, exclusion.LOCK_VOLUME)
         assert vol is not None
-        me = exclusion.Holder.me()
-        exclusion._write(found, vol, me)
+        me = lock_record.Holder.me()
+        lock_record.write(found, vol, me)
         assert proc.wait(timeout=30) == 0  # it beat several times, then released
-        assert exclusion._token(exclusion._read(found, exclusion.LOCK_VOLUME)) == me.token
-        exclusion._delete(found, exclusion.LOCK_VOLUME)
+        assert lock_record.token(lock_record.read(found, exclusion.LOCK_VOLUME)) == me.token
+        lock_record.delete(found, exclusion.LOCK_VOLUME)

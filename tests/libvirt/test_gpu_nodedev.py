@@ -145,27 +145,8 @@ def test_prepare_gpus_with_an_unknown_gpu_changes_nothing(
     assert not marker.exists()
 
 
-REAL_HOST_NODEDEV = """
-<device>
-  <name>pci_0000_41_00_0</name>
-  <path>/sys/devices/pci0000:40/0000:40:03.1/0000:41:00.0</path>
-  <parent>pci_0000_40_03_1</parent>
-  <driver>
-    <name>vfio-pci</name>
-  </driver>
-  <capability type='pci'>
-    <domain>0</domain>
-    <bus>65</bus>
-    <slot>0</slot>
-    <function>0</function>
-    <product id='0x2330'/>
-    <vendor id='0x10DE'>NVIDIA Corporation</vendor>
-    <iommuGroup number='44'>
-      <address domain='0x0000' bus='0x41' slot='0x00' function='0x0'/>
-    </iommuGroup>
-  </capability>
-</device>
-"""
+# A real host reports the host driver (the test driver never does).
+REAL_HOST_NODEDEV = (FIXTURES / "xml" / "nodedev-pci-vfio.xml").read_text()
 
 
 def test_parser_reads_the_driver_a_real_host_reports_and_tolerates_missing_class() -> None:

@@ -19,7 +19,7 @@ import libvirt
 import pytest
 
 from tdx_provider.connection import connect
-from tdx_provider.storage import exclusion, pool
+from tdx_provider.storage import lock_record, pool
 from tests.support.cleanup import remove_prefixed
 
 pytestmark = pytest.mark.libvirt
@@ -32,7 +32,7 @@ def busy_pool(qemu_conn: libvirt.virConnect, unique: str, scratch_dir: Path) -> 
     pool.ensure(qemu_conn, unique, str(scratch_dir / "pool"), autostart=False)
     found = qemu_conn.storagePoolLookupByName(unique)
     for name in STABLE:
-        found.createXML(exclusion._volume_xml(name), 0)
+        found.createXML(lock_record.volume_xml(name), 0)
     yield unique
     remove_prefixed(qemu_conn, unique)
 
@@ -43,7 +43,7 @@ def churn(uri: str, pool_name: str, stop: threading.Event) -> None:
         found = conn.storagePoolLookupByName(pool_name)
         n = 0
         while not stop.is_set():
-            vol = found.createXML(exclusion._volume_xml(f"churn-{n % 4}"), 0)
+            vol = found.createXML(lock_record.volume_xml(f"churn-{n % 4}"), 0)
             vol.delete(0)
             n += 1
 

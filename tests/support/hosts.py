@@ -4,7 +4,8 @@
 - ``upstream``: a current upstream libvirt (Debian sid: libvirt 12.x, QEMU 11.x) chrooted under
   ``$PULUMI_TDX_UPSTREAM_ROOT`` by ``scripts/setup-upstream-host.sh``, reached through its own
   socket (``$PULUMI_TDX_UPSTREAM_URI``). For our provider it is another machine
-  (``connection.is_local_uri`` is False): inputs naming its files are not checked here.
+  (``connection.is_local_uri`` is False): firmware, kernel and initrd are looked up through
+  its libvirt (``storage/host_files``), never on this machine.
   ``/var/tmp`` and the test-guest cache are bind-mounted at the same paths inside, so pools,
   console logs, kernel and initrd that tests place there are the same files on both hosts.
 

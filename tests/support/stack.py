@@ -77,20 +77,29 @@ def pulumi_env(state_dir: Path) -> dict[str, str]:
 
 
 class Stack:
-    """One project + one stack in ``workdir``."""
+    """One project + one stack in ``workdir``.
+
+    ``runtime="yaml"``: ``program`` is a Pulumi YAML program (``Main.yaml``, run by the
+    pulumi-language-yaml that ``make setup`` builds) instead of ``__main__.py``.
+    """
 
     def __init__(self, workdir: Path, program: str, name: str = "test",
-                 project: str = "ptdx-e2e", extra_env: dict[str, str] | None = None) -> None:
+                 project: str = "ptdx-e2e", extra_env: dict[str, str] | None = None,
+                 runtime: str = "python") -> None:
         self.workdir = workdir
         self.project_dir = workdir / "project"
         self.state_dir = workdir / "state"
         self.name = name
+        self.runtime = runtime
         self.project_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.project_dir / "Pulumi.yaml").write_text(
-            f"name: {project}\nruntime:\n  name: python\n  options:\n"
-            f"    virtualenv: {VENV}\n    toolchain: pip\n"
-        )
+        if runtime == "python":
+            (self.project_dir / "Pulumi.yaml").write_text(
+                f"name: {project}\nruntime:\n  name: python\n  options:\n"
+                f"    virtualenv: {VENV}\n    toolchain: pip\n"
+            )
+        else:
+            (self.project_dir / "Pulumi.yaml").write_text(f"name: {project}\nruntime: {runtime}\n")
         self.write_program(program)
         self.env = pulumi_env(self.state_dir)
         if extra_env:
@@ -98,7 +107,8 @@ class Stack:
         self.run("stack", "init", name)
 
     def write_program(self, program: str) -> None:
-        (self.project_dir / "__main__.py").write_text(textwrap.dedent(program))
+        main = "Main.yaml" if self.runtime == "yaml" else "__main__.py"
+        (self.project_dir / main).write_text(textwrap.dedent(program))
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> Result:
         cmd = ["pulumi", *args, "--non-interactive", "--color", "never"]

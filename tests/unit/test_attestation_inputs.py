@@ -139,10 +139,10 @@ def test_no_measurement_elements_when_none_given() -> None:
 
 @pytest.mark.parametrize("text", ["AAAA", "not base64!"])
 def test_structural_check_refuses_measurements_libvirt_would_refuse(text: str) -> None:
-    from lxml import etree
+    from tdx_provider.readers.domain import LaunchSecurity
 
-    element = etree.fromstring(f"<launchSecurity type='tdx'><policy>0x0</policy>"
-                               f"<mrOwner>{text}</mrOwner></launchSecurity>")
+    element = LaunchSecurity.parse(f"<launchSecurity type='tdx'><policy>0x0</policy>"
+                                   f"<mrOwner>{text}</mrOwner></launchSecurity>")
     with pytest.raises(InputError, match="mrOwner"):
         xml.check_launch_security(element)
 

@@ -1,8 +1,8 @@
-"""The disks a domain definition names (tdx_provider.storage.disk_users.disks_of)."""
+"""The disks a domain definition names (tdx_provider.storage.domain_disks.disks_of)."""
 
 from __future__ import annotations
 
-from tdx_provider.storage.disk_users import DomainDisks, disks_of
+from tdx_provider.storage.domain_disks import DomainDisks, disks_of
 
 XML = """<domain><name>d</name><devices>
   <disk type='file' device='disk'><source file='/pool//a.qcow2'/><target dev='vda'/></disk>

@@ -12,6 +12,7 @@ from lxml import etree
 from tdx_provider.errors import InputError
 from tdx_provider.guest import xml
 from tdx_provider.metadata import NAMESPACE, Owner
+from tdx_provider.readers.domain import LaunchSecurity
 from tdx_provider.validation import PciAddress
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -368,7 +369,7 @@ def test_malformed_launch_security_is_rejected_as_a_template_error(
     launch_security: str, complaint: str
 ) -> None:
     with pytest.raises(InputError) as excinfo:
-        xml.check_launch_security(etree.fromstring(launch_security))
+        xml.check_launch_security(LaunchSecurity.parse(launch_security))
     assert excinfo.value.field == "template"
     assert complaint in excinfo.value.reason
 
@@ -386,7 +387,7 @@ def test_malformed_launch_security_is_rejected_as_a_template_error(
     ids=["policy-only", "unix-qgs", "vsock-qgs"],
 )
 def test_well_formed_launch_security_passes_the_structural_check(launch_security: str) -> None:
-    xml.check_launch_security(etree.fromstring(launch_security))
+    xml.check_launch_security(LaunchSecurity.parse(launch_security))
 
 
 def test_validate_applies_the_structural_check_to_launch_security_in_a_document() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tdx_provider.errors import InputError
-from tdx_provider.host import checks as host
+from tdx_provider.host import domcaps
 
 FIXTURE = Path(__file__).parents[1] / "fixtures/domcaps/sid-libvirt-12.8-kvm-q35.xml"
 TDX_LOADER = "/usr/share/ovmf/OVMF.inteltdx.ms.fd"
@@ -34,31 +34,31 @@ def tdx_capable_caps(sid_caps: str) -> str:
 
 
 def test_sid_host_knows_tdx_but_does_not_support_it(sid_caps: str) -> None:
-    caps = host.parse_domain_capabilities(sid_caps)
+    caps = domcaps.parse_domain_capabilities(sid_caps)
     assert (caps.tdx_known, caps.tdx_supported) == (True, False)
     assert caps.evidence == "<tdx supported='no'/> <launchSecurity supported='no'/>"
 
 
 def test_tdx_capable_host_is_supported(tdx_capable_caps: str) -> None:
-    caps = host.parse_domain_capabilities(tdx_capable_caps)
+    caps = domcaps.parse_domain_capabilities(tdx_capable_caps)
     assert (caps.tdx_known, caps.tdx_supported) == (True, True)
 
 
 def test_loaders_are_read_in_libvirt_order_and_the_inteltdx_image_is_picked(sid_caps: str
                                                                           ) -> None:
-    caps = host.parse_domain_capabilities(sid_caps)
+    caps = domcaps.parse_domain_capabilities(sid_caps)
     assert caps.loaders[0] == "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
     assert TDX_LOADER in caps.loaders
     assert caps.tdx_firmware() == TDX_LOADER
 
 
 def test_no_tdx_firmware_among_generic_loaders(sid_caps: str) -> None:
-    caps = host.parse_domain_capabilities(sid_caps.replace("OVMF.inteltdx.ms.fd", "OVMF.x.fd"))
+    caps = domcaps.parse_domain_capabilities(sid_caps.replace("OVMF.inteltdx.ms.fd", "OVMF.x.fd"))
     assert caps.tdx_firmware() is None
 
 
 def test_inteltdx_is_preferred_over_another_tdx_name() -> None:
-    caps = host.DomainCapabilities(True, True, ("/fw/tdx-other.fd", "/fw/OVMF.inteltdx.fd"), "")
+    caps = domcaps.DomainCapabilities(True, True, ("/fw/tdx-other.fd", "/fw/OVMF.inteltdx.fd"), "")
     assert caps.tdx_firmware() == "/fw/OVMF.inteltdx.fd"
 
 
@@ -70,14 +70,14 @@ PATH = {"path": "/var/run/tdx-qgs/qgs.socket"}
 
 @pytest.mark.parametrize("version", [V11_6, V12_8])
 def test_upstream_libvirt_takes_the_path_form(version: int) -> None:
-    host.check_qgs_dialect(PATH, version)
+    domcaps.check_qgs_dialect(PATH, version)
 
 
 @pytest.mark.parametrize("version", [V11_6, V12_8])
 def test_vsock_form_on_upstream_libvirt_fails_naming_qgs_and_the_path_form(version: int
                                                                            ) -> None:
     with pytest.raises(InputError) as caught:
-        host.check_qgs_dialect(VSOCK, version)
+        domcaps.check_qgs_dialect(VSOCK, version)
     assert caught.value.field == "qgs"
     assert "silently drop" in caught.value.reason and "'path'" in caught.value.reason
 
@@ -85,10 +85,10 @@ def test_vsock_form_on_upstream_libvirt_fails_naming_qgs_and_the_path_form(versi
 @pytest.mark.parametrize("version", [V9_0, V10_0, V11_5])
 def test_path_form_on_a_libvirt_before_11_6_fails_naming_qgs(version: int) -> None:
     with pytest.raises(InputError, match=r"qgs: libvirt .* predates") as caught:
-        host.check_qgs_dialect(PATH, version)
+        domcaps.check_qgs_dialect(PATH, version)
     assert "11.6.0" in str(caught.value)
 
 
 @pytest.mark.parametrize("version", [V10_0, V11_5])
 def test_canonical_libvirt_takes_the_vsock_form(version: int) -> None:
-    host.check_qgs_dialect(VSOCK, version)
+    domcaps.check_qgs_dialect(VSOCK, version)

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tdx_provider.host.checks import (
+from tdx_provider.host.domcaps import domcaps_tdx_support
+from tdx_provider.host.file_checks import (
     KVM_TDX_PARAM,
-    Check,
-    HostReport,
     check_cpu_flag,
     check_iommu_vfio,
     check_kvm_tdx,
     check_tdx_firmware,
     check_vhost_vsock,
-    domcaps_tdx_support,
 )
+from tdx_provider.host.readiness import Check, HostReport
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 READY = FIXTURES / "sysfs-tdx-ready"

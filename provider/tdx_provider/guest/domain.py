@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import libvirt
-from lxml import etree
 
 from tdx_provider.connection import is_no_such
 from tdx_provider.errors import ConflictError, LibvirtOperationError
 from tdx_provider.guest import introspect
+from tdx_provider.guest import xml as domain_xml
 from tdx_provider.metadata import NAMESPACE, PREFIX, Owner
+from tdx_provider.readers import domain as reader
 
 STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",
@@ -80,22 +81,16 @@ def instance_of(dom: libvirt.virDomain) -> Instance | None:
         text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
     except libvirt.libvirtError:
         return None
-    # libvirt hands the element back without its namespace; match local names.
-    root = etree.fromstring(text.encode())
-    owner = root.find("{*}owner")
-    if owner is None:
+    # libvirt hands the element back without its namespace; the reader matches local names.
+    found = reader.Instance.parse(text)
+    if found.owner is None:
         return None
-    overlay = root.find("{*}overlay")
-    shutdown = root.find("{*}shutdown")
-    tdx = root.find("{*}tdx")
-    seed = root.find("{*}seed")
-    timeout = shutdown.get("timeout") if shutdown is not None else None
     return Instance(
-        owner=Owner(owner.get("project", ""), owner.get("stack", ""), owner.get("resource", "")),
-        overlay=overlay.get("path") if overlay is not None else None,
-        shutdown_timeout=int(timeout) if timeout and timeout.isdigit() else None,
-        tdx=(tdx.get("enabled") == "yes") if tdx is not None else None,
-        seed=seed.get("path") if seed is not None else None,
+        owner=found.owner.owner(),
+        overlay=found.overlay,
+        shutdown_timeout=found.shutdown_timeout,
+        tdx=found.tdx,
+        seed=found.seed,
     )
 
 
@@ -104,29 +99,20 @@ def state_of(dom: libvirt.virDomain) -> str:
 
 
 def info(dom: libvirt.virDomain, *, connection_details: bool = True) -> DomainInfo:
-    config = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
-    memory = config.find("memory")
-    amount = int(memory.text or 0) if memory is not None else 0
-    memory_mib = _to_mib(amount, memory.get("unit", "KiB") if memory is not None else "KiB")
+    config = reader.Domain.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     active = dom.isActive()
     return DomainInfo(
         name=dom.name(),
         uuid=dom.UUIDString(),
         state=state_of(dom),
-        memory_mib=memory_mib,
-        vcpus=int(config.findtext("vcpu") or 0),
+        memory_mib=config.memory_mib,
+        vcpus=config.vcpus,
         autostart=bool(dom.autostart()),
         instance=instance_of(dom),
         ssh_port=introspect.live_ssh_port(dom) if connection_details and active else None,
         cid=introspect.live_cid(dom) if connection_details and active else None,
         ip=introspect.live_ip(dom) if connection_details and active else None,
     )
-
-
-def _to_mib(value: int, unit: str) -> int:
-    factors = {"KiB": 1024, "k": 1024, "MiB": 1024**2, "M": 1024**2, "GiB": 1024**3, "G": 1024**3,
-               "b": 1, "bytes": 1}
-    return value * factors.get(unit, 1024) // 1024**2
 
 
 def read(conn: libvirt.virConnect, name: str) -> DomainInfo | None:
@@ -157,7 +143,7 @@ def create(
             raise ConflictError(f"a domain named {name!r} already exists ({holder})")
         # ours, left by an interrupted run: redefine that same domain (libvirt refuses a
         # definition of an existing name under another UUID)
-        xml = _with_uuid(xml, existing.UUIDString())
+        xml = domain_xml.with_uuid(xml, existing.UUIDString())
     try:
         dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
     except libvirt.libvirtError as exc:
@@ -175,16 +161,6 @@ def create(
             raise LibvirtOperationError(f"cannot start {name!r}: {exc}") from exc
         raise
     return info(dom)
-
-
-def _with_uuid(xml: str, uuid: str) -> str:
-    root = etree.fromstring(xml.encode())
-    element = root.find("uuid")
-    if element is None:
-        element = etree.Element("uuid")
-        root.insert(0, element)  # any position: the schema interleaves <uuid> and <name>
-    element.text = uuid
-    return etree.tostring(root, encoding="unicode")
 
 
 def _remove(dom: libvirt.virDomain) -> None:
@@ -278,16 +254,11 @@ def set_shutdown_timeout(conn: libvirt.virConnect, name: str, timeout: int) -> N
     if dom is None:
         raise LibvirtOperationError(f"domain {name!r} is gone")
     text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
-    root = etree.fromstring(text.encode())
-    shutdown = root.find("{*}shutdown")
-    if shutdown is None:
-        shutdown = etree.SubElement(root, "shutdown")
-    shutdown.set("timeout", str(timeout))
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     if dom.isActive():
         flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
     dom.setMetadata(
-        libvirt.VIR_DOMAIN_METADATA_ELEMENT, etree.tostring(root, encoding="unicode"),
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT, domain_xml.with_shutdown_timeout(text, timeout),
         PREFIX, NAMESPACE, flags,
     )
 

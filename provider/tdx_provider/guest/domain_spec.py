@@ -11,6 +11,7 @@ from tdx_provider.checking import is_unknown
 from tdx_provider.guest import xml
 from tdx_provider.guest.inputs import effective_policy
 from tdx_provider.metadata import Owner
+from tdx_provider.readers.storage import Volume
 from tdx_provider.validation import pci_address
 
 # Stand-ins while a disk is made in the same update (its path is not known at preview).
@@ -70,8 +71,6 @@ def render_document(inputs: dict[str, Any], chain: tuple[xml.BackingLayer, ...] 
 
 def backing_chain(conn: libvirt.virConnect, path: str) -> tuple[xml.BackingLayer, ...]:
     """The overlay's backing chain as libvirt's storage API sees it (works remotely)."""
-    from lxml import etree
-
     layers = []
     current = path
     for _ in range(16):
@@ -79,12 +78,9 @@ def backing_chain(conn: libvirt.virConnect, path: str) -> tuple[xml.BackingLayer
             vol = conn.storageVolLookupByPath(current)
         except libvirt.libvirtError:
             break
-        doc = etree.fromstring(vol.XMLDesc(0).encode())
-        backing = doc.findtext("backingStore/path")
-        if not backing:
+        below = Volume.parse(vol.XMLDesc(0)).backing_store
+        if below is None or not below.path:
             break
-        fmt_el = doc.find("backingStore/format")
-        fmt = (fmt_el.get("type") if fmt_el is not None else None) or "raw"
-        layers.append(xml.BackingLayer(backing, fmt))
-        current = backing
+        layers.append(xml.BackingLayer(below.path, below.format or "raw"))
+        current = below.path
     return tuple(layers)

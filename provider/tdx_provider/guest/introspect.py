@@ -13,7 +13,8 @@ from typing import Any
 
 import libvirt
 import libvirt_qemu
-from lxml import etree
+
+from tdx_provider.readers.domain import Domain
 
 SSH_GUEST_PORT = 22
 
@@ -60,9 +61,9 @@ def ssh_port_from_usernet(text: str) -> int | None:
 
 def cid_from_xml(xml: str) -> int | None:
     """The vsock CID of a live domain XML (libvirt fills in the address when auto='yes')."""
-    cid = etree.fromstring(xml.encode()).find("devices/vsock/cid")
-    address = cid.get("address", "") if cid is not None else ""
-    return int(address) if address.isdecimal() else None
+    devices = Domain.parse(xml).devices
+    vsock = devices.vsock if devices is not None else None
+    return vsock.cid if vsock is not None else None
 
 
 def first_ipv4(interfaces: dict[str, Any]) -> str | None:

@@ -21,6 +21,8 @@ from lxml import etree
 from tdx_provider import defaults
 from tdx_provider.errors import InputError
 from tdx_provider.metadata import NAMESPACE, Owner
+from tdx_provider.readers._base import parse_xml
+from tdx_provider.readers.domain import Domain, LaunchSecurity
 from tdx_provider.validation import PciAddress
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -223,10 +225,10 @@ def parse(xml: str, field_name: str = "template") -> etree._Element:
         raise InputError(field_name, f"renders XML that does not parse: {exc}") from exc
 
 
-def check_launch_security(launch_security: etree._Element) -> None:
+def check_launch_security(launch_security: LaunchSecurity) -> None:
     """Structural check of ``<launchSecurity type='tdx'>`` (unknown to libvirt 9.0's schema)."""
     problems: list[str] = []
-    policy = (launch_security.findtext("policy") or "").strip()
+    policy = launch_security.policy or ""
     if not policy:
         problems.append("<policy> is missing")
     else:
@@ -234,31 +236,32 @@ def check_launch_security(launch_security: etree._Element) -> None:
             int(policy, 0)
         except ValueError:
             problems.append(f"<policy> {policy!r} is not a number")
-    qgs_elements = launch_security.findall("quoteGenerationService")
+    qgs_elements = launch_security.quote_generation_services
     if len(qgs_elements) > 1:
         problems.append("more than one <quoteGenerationService>")
     for qgs in qgs_elements:
-        sockets = qgs.findall("SocketAddress")
-        if qgs.get("path") is not None and sockets:
+        sockets = qgs.sockets
+        if qgs.path is not None and sockets:
             problems.append("<quoteGenerationService> has both path= and <SocketAddress>")
-        elif qgs.get("path") is not None:
-            if not qgs.get("path", "").startswith("/"):
+        elif qgs.path is not None:
+            if not qgs.path.startswith("/"):
                 problems.append("quoteGenerationService path must be absolute")
         elif len(sockets) == 1:
             sock = sockets[0]
-            if sock.get("type") != "vsock" or not (sock.get("cid") or "").isdigit() or not (
-                sock.get("port") or ""
+            if sock.type != "vsock" or not (sock.cid or "").isdigit() or not (
+                sock.port or ""
             ).isdigit():
                 problems.append("<SocketAddress> needs type='vsock' and numeric cid and port")
         else:
             problems.append("<quoteGenerationService> needs path= or one <SocketAddress>")
+    children = launch_security.children
     for tag in MEASUREMENT_ELEMENTS:
-        for element in launch_security.findall(tag):
+        for element in (child for child in children if child.tag == tag):
             problem = _measurement_problem(element.text or "")
             if problem:
                 problems.append(f"<{tag}> {problem}")
     known = {"policy", "quoteGenerationService", *MEASUREMENT_ELEMENTS}
-    unknown = {child.tag for child in launch_security} - known
+    unknown = {child.tag for child in children} - known
     if unknown:
         problems.append(f"unexpected elements {sorted(unknown)}")
     if problems:
@@ -284,15 +287,19 @@ def validate(xml: str, field_name: str = "template", schema: Schema | None = Non
     root = parse(xml, field_name)
     if root.tag != "domain":
         raise InputError(field_name, f"renders <{root.tag}>, expected <domain>")
-    for name_el in ("name", "memory", "vcpu", "os", "devices"):
-        if root.find(name_el) is None:
+    domain = Domain(root)
+    for name_el, present in (("name", domain.name), ("memory", domain.memory),
+                             ("vcpu", domain.vcpu), ("os", domain.os),
+                             ("devices", domain.devices)):
+        if present is None:
             raise InputError(field_name, f"renders a <domain> without <{name_el}>")
     candidate = etree.fromstring(etree.tostring(root))
-    for launch_security in candidate.findall("launchSecurity"):
-        if launch_security.get("type") == "tdx":
+    for element in list(candidate.iterchildren("launchSecurity")):
+        launch_security = LaunchSecurity(element)
+        if launch_security.type == "tdx":
             check_launch_security(launch_security)
             if not schema.launch_security:
-                candidate.remove(launch_security)
+                candidate.remove(element)
     relaxng = _compiled(schema.path)
     if relaxng is None:
         return root
@@ -312,3 +319,33 @@ def render_and_validate(spec: DomainSpec, template: str | None = None,
 
 def to_string(element: etree._Element) -> str:
     return etree.tostring(element, encoding="unicode")
+
+
+def with_uuid(document: str, uuid: str) -> str:
+    """``document`` (domain XML) with its ``<uuid>`` set to ``uuid``, added when missing."""
+    root = parse_xml(document)
+    element = root.find("uuid")
+    if element is None:
+        element = etree.Element("uuid")
+        root.insert(0, element)  # any position: the schema interleaves <uuid> and <name>
+    element.text = uuid
+    return etree.tostring(root, encoding="unicode")
+
+
+def with_shutdown_timeout(instance: str, timeout: int) -> str:
+    """Our metadata element (as ``virDomain.metadata`` returns it) with a new shutdown
+    timeout; everything else in it is kept as it is."""
+    root = parse_xml(instance)
+    shutdown = root.find("{*}shutdown")
+    if shutdown is None:
+        shutdown = etree.SubElement(root, "shutdown")
+    shutdown.set("timeout", str(timeout))
+    return etree.tostring(root, encoding="unicode")
+
+
+def indented(document: str) -> str:
+    """The same document, indented two spaces a level: our templates leave blank lines and
+    uneven indentation where optional parts are left out, which a reviewer need not read."""
+    root = etree.fromstring(document.encode(), etree.XMLParser(remove_blank_text=True))
+    etree.indent(root, space="  ")
+    return etree.tostring(root, encoding="unicode") + "\n"

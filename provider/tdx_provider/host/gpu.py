@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
-from lxml import etree
 
 from tdx_provider.connection import is_no_such
 from tdx_provider.errors import InputError, LibvirtOperationError, TdxError
+from tdx_provider.readers.capabilities import NodeDevice
 from tdx_provider.validation import PciAddress
 from tdx_provider.validation import argv as validate_argv
 
@@ -62,13 +62,6 @@ class PciDevice:
 # --- node device XML -------------------------------------------------------------------------
 
 
-def _text(element: etree._Element, path: str) -> str | None:
-    found = element.find(path)
-    if found is None or found.text is None:
-        return None
-    return found.text.strip()
-
-
 def _parse_uint(text: str) -> int:
     """Decimal (libvirt, sysfs) or 0x-prefixed hex (ids, classes)."""
     text = text.strip()
@@ -78,45 +71,25 @@ def _parse_uint(text: str) -> int:
         return int(text, 0)
 
 
-def _int(element: etree._Element, path: str) -> int | None:
-    value = _text(element, path)
-    return None if value is None else _parse_uint(value)
-
-
-def _id_attr(element: etree._Element, path: str) -> str:
-    found = element.find(path)
-    return "" if found is None else (found.get("id") or "").lower()
-
-
-def _iommu_group(capability: etree._Element) -> int | None:
-    group = capability.find("iommuGroup")
-    if group is None or group.get("number") is None:
-        return None
-    return _parse_uint(group.get("number", ""))
-
-
 def parse_pci_device(xml: str) -> PciDevice | None:
     """Parse a node device's XMLDesc; None when it is not a PCI device."""
-    root = etree.fromstring(xml.encode())
-    capability = root.find("capability[@type='pci']")
-    if capability is None:
+    device = NodeDevice.parse(xml)
+    pci = device.pci
+    if pci is None:
         return None
     address = PciAddress(
-        domain=_int(capability, "domain") or 0,
-        bus=_int(capability, "bus") or 0,
-        slot=_int(capability, "slot") or 0,
-        function=_int(capability, "function") or 0,
+        domain=pci.domain or 0, bus=pci.bus or 0, slot=pci.slot or 0, function=pci.function or 0
     )
     return PciDevice(
         address=address,
-        vendor_id=_id_attr(capability, "vendor"),
-        product_id=_id_attr(capability, "product"),
-        vendor=_text(capability, "vendor") or "",
-        product=_text(capability, "product") or "",
-        driver=_text(root, "driver/name") or None,
-        iommu_group=_iommu_group(capability),
-        nodedev_name=_text(root, "name") or address.nodedev_name,
-        pci_class=_int(capability, "class"),
+        vendor_id=((pci.vendor.id if pci.vendor is not None else None) or "").lower(),
+        product_id=((pci.product.id if pci.product is not None else None) or "").lower(),
+        vendor=(pci.vendor.name if pci.vendor is not None else None) or "",
+        product=(pci.product.name if pci.product is not None else None) or "",
+        driver=device.driver or None,
+        iommu_group=pci.iommu_group,
+        nodedev_name=device.name or address.nodedev_name,
+        pci_class=pci.pci_class,
     )
 
 

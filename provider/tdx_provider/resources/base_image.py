@@ -26,6 +26,10 @@ class BaseImageResource(Resource):
 
     def check_more(self, olds: dict[str, Any], checker: Checker, *, readiness: bool,
                    root: Path) -> None:
+        """``source`` is checked on the machine that runs Pulumi whatever ``uri`` is: the
+        provider process reads it there and streams it into the host's pool, so that is where
+        it must exist (unlike a TrustDomain's firmware, kernel and initrd, which QEMU opens on
+        the host and which are asked of its libvirt: :mod:`storage.host_files`)."""
         if checker.known("source") and images.local_path(checker.inputs["source"]) is not None:
             checker.run("source", lambda: _probe_local_source(olds, checker))
 

@@ -16,18 +16,23 @@ from tdx_provider.errors import HostNotReadyError, InputError, LibvirtOperationE
 from tdx_provider.guest import inputs as td
 from tdx_provider.host import checks as host
 from tdx_provider.host import gpu, measure
+from tdx_provider.storage import host_files
+
+FILE_INPUTS = ("firmware", "kernel", "initrd")  # opened by QEMU where the domain runs
 
 
 def is_local(uri: Any) -> bool:
-    """Files named in inputs are checked here only for this machine's own libvirtd; another
-    host's files are not ours to read (libvirt reports a missing one when it starts the guest)."""
+    """Files named in inputs are this machine's only for its own libvirtd, and are then checked
+    here. Another host's firmware, kernel and initrd are asked of its libvirt
+    (:func:`check_host_files`); its console log (written, not read) is not checked. The
+    template is rendered on this machine whatever the uri, so it is always read here."""
     return isinstance(uri, str) and not is_unknown(uri) and is_local_uri(uri)
 
 
 def check_across_fields(checker: Checker) -> None:
-    """Files where the domain runs, and rules that tie fields together."""
+    """Files on this machine when the domain runs here, and rules that tie fields together."""
     local = is_local(checker.inputs.get("uri"))
-    for key in ("firmware", "kernel", "initrd"):
+    for key in FILE_INPUTS:
         checker.field(key, td.existing_file if local else
                       (lambda f, v: validation.absolute_path(f, v, must_exist=False)),
                       optional=True)
@@ -84,9 +89,33 @@ def _check_tdx_target(checker: Checker, conn: libvirt.virConnect) -> None:
     inputs["firmware"] = firmware
 
 
+def check_host_files(checker: Checker, conn: libvirt.virConnect) -> None:
+    """firmware, kernel and initrd on a host that is not this machine, asked of its libvirt
+    (:mod:`storage.host_files`): a file libvirt says is missing fails its field at preview,
+    not when the guest starts. When the host cannot tell (a read-only connection, an unreadable
+    directory), nothing fails: QEMU is the judge then."""
+    uri = checker.inputs["uri"]
+    if is_local(uri):
+        return  # checked where Pulumi runs (check_across_fields), the same machine
+    keys = [k for k in FILE_INPUTS if checker.known(k) and checker.inputs.get(k) is not None]
+    try:
+        found = host_files.probe(conn, [checker.inputs[k] for k in keys])
+    except libvirt.libvirtError as exc:  # e.g. a probe pool libvirt would not stop
+        for key in keys:
+            checker.fail(key, f"cannot be checked on {uri}: {exc}")
+        return
+    for key in keys:
+        path = found[checker.inputs[key]]
+        if path.exists is False:
+            checker.fail(key, f"file {path.path!r} does not exist on {uri} ({path.reason})")
+        elif path.kind == "dir":
+            checker.fail(key, f"{path.path!r} is a directory on {uri}, not a file")
+
+
 def _check_host(checker: Checker, conn: libvirt.virConnect, root: Path,
                 readiness: bool) -> list[str]:
     inputs = checker.inputs
+    check_host_files(checker, conn)
     _model, memory_mib, cpus, *_ = conn.getInfo()
     if checker.known("memory_mib") and inputs["memory_mib"] > memory_mib:
         checker.fail("memory_mib", f"{inputs['memory_mib']} MiB is more than the host's "

@@ -61,6 +61,7 @@ def load_inputs(path: Path) -> dict[str, Any]:
 def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Rendered:
     """Check ``inputs`` as preview would (``uri`` overrides theirs) and render the XML."""
     from tdx_provider.connection import connect
+    from tdx_provider.guest import xml as domain_xml
     from tdx_provider.guest.domain_spec import backing_chain, render_document
     from tdx_provider.resources.trust_domain import TRUST_DOMAIN_RESOURCE
     from tdx_provider.specs import TRUST_DOMAIN
@@ -79,14 +80,4 @@ def render_inputs(inputs: dict[str, Any], uri: str | None, root: Path) -> Render
         document = render_document(checked, chain)
     except InputError as exc:
         raise RenderInputError([str(exc)]) from exc
-    return Rendered(indented(document), result.warnings)
-
-
-def indented(document: str) -> str:
-    """The same document, indented two spaces a level: our templates leave blank lines and
-    uneven indentation where optional parts are left out, which a reviewer need not read."""
-    from lxml import etree
-
-    root = etree.fromstring(document.encode(), etree.XMLParser(remove_blank_text=True))
-    etree.indent(root, space="  ")
-    return etree.tostring(root, encoding="unicode") + "\n"
+    return Rendered(domain_xml.indented(document), result.warnings)

@@ -10,7 +10,7 @@ every client, local or remote:
 the pool under the pool's own lock; a second ``createXML`` of the same name fails with
 ``VIR_ERR_STORAGE_VOL_EXIST`` (and the dir backend creates the file with ``O_EXCL``, so even a
 volume libvirt has not listed yet is not overwritten). The lock is a small raw volume,
-:data:`LOCK_VOLUME`, in the pool it protects:
+:data:`LOCK_VOLUME`, in the pool it protects (its record: :mod:`.lock_record`):
 
 - *acquire*: create it; on success upload a record (holder token, host, pid, program, time);
   if it exists, wait (bounded exponential backoff with jitter) and try again;
@@ -45,24 +45,20 @@ refresh, listings) take no lock.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import libvirt
-from lxml import etree
 
 from tdx_provider import retry
-from tdx_provider.connection import is_no_such, lookup_volume
+from tdx_provider.connection import is_no_such
 from tdx_provider.errors import LibvirtOperationError
-from tdx_provider.storage import streams
+from tdx_provider.storage import lock_record as records
 
 LOCK_VOLUME = "pulumi-tdx-lock.json"
 BREAK_VOLUME = "pulumi-tdx-lock-break.json"
@@ -73,7 +69,6 @@ WAIT_ENV = "PULUMI_TDX_LOCK_WAIT_SECONDS"
 RECORD_DELAY_ENV = "PULUMI_TDX_TEST_LOCK_RECORD_DELAY"
 STALE_SECONDS = 120.0
 WAIT_SECONDS = 1800.0   # a live holder keeps a waiter waiting at most this long
-RECORD_BYTES = 4096
 POLL_FIRST, POLL_MAX = 0.005, 0.05  # a hold lasts milliseconds: poll often (cheap)
 
 log = logging.getLogger(__name__)
@@ -94,103 +89,8 @@ def wait_seconds() -> float:
     return _env_seconds(WAIT_ENV, WAIT_SECONDS)
 
 
-@dataclass(frozen=True)
-class Holder:
-    """What the lock volume records about the process that holds it."""
-
-    token: str
-    host: str
-    pid: int
-    program: str
-    since: str
-    beat: int = 0
-
-    @classmethod
-    def me(cls) -> Holder:
-        return cls(token=secrets.token_hex(8), host=socket.gethostname(), pid=os.getpid(),
-                   program=os.path.basename(sys.argv[0] if sys.argv else "") or "python",
-                   since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-
-    def encode(self) -> bytes:
-        body = json.dumps(asdict(self)).encode()
-        return body + b" " * (RECORD_BYTES - len(body))
-
-
-def describe(record: bytes) -> str:
-    """The holder as a human reads it, from the raw record (which may be empty or torn)."""
-    try:
-        data = json.loads(record)
-        return (f"{data['program']} pid {data['pid']} on {data['host']} "
-                f"(holding since {data['since']})")
-    except (ValueError, KeyError, TypeError):
-        return "an unknown holder (the lock records nothing readable)"
-
-
 class LockTimeoutError(LibvirtOperationError):
     """A live holder kept the pool for longer than :func:`wait_seconds`."""
-
-
-# --- libvirt calls -------------------------------------------------------------------------
-
-
-def _volume_xml(name: str) -> str:
-    vol = etree.Element("volume")
-    etree.SubElement(vol, "name").text = name
-    etree.SubElement(vol, "capacity", unit="bytes").text = str(RECORD_BYTES)
-    etree.SubElement(vol, "allocation", unit="bytes").text = "0"
-    target = etree.SubElement(vol, "target")
-    etree.SubElement(target, "format", type="raw")
-    perms = etree.SubElement(target, "permissions")
-    etree.SubElement(perms, "mode").text = "0644"
-    return etree.tostring(vol, encoding="unicode")
-
-
-def _exists(exc: libvirt.libvirtError) -> bool:
-    return (exc.get_error_code() == libvirt.VIR_ERR_STORAGE_VOL_EXIST
-            or "already exists" in str(exc) or "File exists" in str(exc))
-
-
-def _try_create(pool: libvirt.virStoragePool, name: str
-                ) -> tuple[libvirt.virStorageVol | None, bool]:
-    """Create volume ``name``: (it, False); (None, unlisted) when it already exists (someone
-    else holds it). ``unlisted``: libvirt refused because the file exists although its list of
-    the pool's volumes has no such name (only a refresh makes it a volume that can be read)."""
-    try:
-        return retry.transient(lambda: pool.createXML(_volume_xml(name), 0)), False
-    except libvirt.libvirtError as exc:
-        if _exists(exc):
-            return None, exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST
-        raise
-
-
-def _read(pool: libvirt.virStoragePool, name: str) -> bytes | None:
-    """The record in volume ``name``; None when the volume is gone."""
-    vol = lookup_volume(pool, name)
-    if vol is None:
-        return None
-    try:
-        return retry.transient(
-            lambda: b"".join(streams.download(pool.connect(), vol))).rstrip(b" \0\n")
-    except libvirt.libvirtError as exc:
-        if is_no_such(exc):
-            return None
-        raise
-
-
-def _write(pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, holder: Holder) -> None:
-    data = holder.encode()
-    retry.transient(lambda: streams.upload(pool.connect(), vol, [data], len(data)))
-
-
-def _delete(pool: libvirt.virStoragePool, name: str) -> None:
-    vol = lookup_volume(pool, name)
-    if vol is None:
-        return
-    try:
-        retry.transient(lambda: vol.delete(0))
-    except libvirt.libvirtError as exc:
-        if not is_no_such(exc):
-            raise
 
 
 # --- acquire, hold, release ----------------------------------------------------------------
@@ -221,24 +121,24 @@ class _Sightings:
         self._since.pop(name, None)
 
 
-def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVol]:
-    me = Holder.me()
+def _acquire(pool: libvirt.virStoragePool) -> tuple[records.Holder, libvirt.virStorageVol]:
+    me = records.Holder.me()
     stale, patience = stale_seconds(), wait_seconds()
     began = time.monotonic()
     sightings = _Sightings()
     attempt = 0
     while True:
-        vol, unlisted = _try_create(pool, LOCK_VOLUME)
+        vol, unlisted = records.try_create(pool, LOCK_VOLUME)
         if vol is not None:
             try:
                 _record_delay()
-                _write(pool, vol, me)
+                records.write(pool, vol, me)
             except BaseException:
                 with contextlib.suppress(libvirt.libvirtError):
                     vol.delete(0)
                 raise
             return me, vol
-        record = _read(pool, LOCK_VOLUME)
+        record = records.read(pool, LOCK_VOLUME)
         if record is None:  # released meanwhile, or a file libvirt has not listed yet
             sightings.gone(LOCK_VOLUME)
             if unlisted:
@@ -251,8 +151,8 @@ def _acquire(pool: libvirt.virStoragePool) -> tuple[Holder, libvirt.virStorageVo
             continue
         if time.monotonic() - began > patience:
             raise LockTimeoutError(
-                f"pool {pool.name()!r} has been locked by {describe(record)} for more than "
-                f"{patience:.0f} s; try again later ({WAIT_ENV} sets how long to wait)")
+                f"pool {pool.name()!r} has been locked by {records.describe(record)} for more "
+                f"than {patience:.0f} s; try again later ({WAIT_ENV} sets how long to wait)")
         time.sleep(min(POLL_MAX, POLL_FIRST * 2 ** attempt) * (0.5 + secrets.randbelow(50) / 100))
         attempt = min(attempt + 1, 8)
 
@@ -261,47 +161,40 @@ def _break(pool: libvirt.virStoragePool, record: bytes, unchanged: float,
            sightings: _Sightings) -> None:
     """Delete the lock left by ``record``'s holder, unless it changed or someone else is
     breaking it right now (then wait; a breaker left by a killed breaker goes stale too)."""
-    breaker, _unlisted = _try_create(pool, BREAK_VOLUME)
+    breaker, _unlisted = records.try_create(pool, BREAK_VOLUME)
     if breaker is None:
-        other = _read(pool, BREAK_VOLUME)
+        other = records.read(pool, BREAK_VOLUME)
         if other is None:
             sightings.gone(BREAK_VOLUME)
         elif sightings.unchanged_for(BREAK_VOLUME, other) >= stale_seconds():
             log.warning("pool %s: removing a stale lock-break marker", pool.name())
-            _delete(pool, BREAK_VOLUME)
+            records.delete(pool, BREAK_VOLUME)
         time.sleep(POLL_MAX)
         return
     try:
-        if _read(pool, LOCK_VOLUME) == record:
-            _delete(pool, LOCK_VOLUME)
+        if records.read(pool, LOCK_VOLUME) == record:
+            records.delete(pool, LOCK_VOLUME)
             log.warning(
                 "pool %s: broke a stale lock held by %s: unchanged for %.0f s (stale after "
                 "%.0f s, %s); that process died or lost its connection",
-                pool.name(), describe(record), unchanged, stale_seconds(), STALE_ENV)
+                pool.name(), records.describe(record), unchanged, stale_seconds(), STALE_ENV)
         sightings.gone(LOCK_VOLUME)
         sightings.gone(BREAK_VOLUME)
     finally:
-        _delete(pool, BREAK_VOLUME)
+        records.delete(pool, BREAK_VOLUME)
 
 
-def _token(record: bytes | None) -> str | None:
-    try:
-        token = json.loads(record or b"").get("token")
-    except (ValueError, AttributeError):
-        return None
-    return token if isinstance(token, str) else None
 
-
-def _release(pool: libvirt.virStoragePool, holder: Holder) -> None:
+def _release(pool: libvirt.virStoragePool, holder: records.Holder) -> None:
     """Delete the lock volume if it still carries our token."""
-    record = _read(pool, LOCK_VOLUME)
+    record = records.read(pool, LOCK_VOLUME)
     if record is None:
         return  # the pool was deleted under the lock (pool.delete ends the lock itself)
-    if _token(record) != holder.token:
+    if records.token(record) != holder.token:
         log.warning("pool %s: our lock was broken as stale while we held it (now held by %s)",
-                    pool.name(), describe(record))
+                    pool.name(), records.describe(record))
         return
-    _delete(pool, LOCK_VOLUME)
+    records.delete(pool, LOCK_VOLUME)
 
 
 RECONNECT_SECONDS = 20.0  # how long a release waits for a libvirtd that went away to return
@@ -322,7 +215,7 @@ def _pool_gone(pool: libvirt.virStoragePool) -> bool:
 
 
 def _release_safely(conn: libvirt.virConnect, uri: str, name: str,
-                    pool: libvirt.virStoragePool, holder: Holder) -> None:
+                    pool: libvirt.virStoragePool, holder: records.Holder) -> None:
     """Release in ``finally``: never raises (that would hide the error being handled). When our
     connection died with the lock held (libvirtd restarted), release through a new one, so that
     the next writer need not wait for the stale time."""
@@ -362,7 +255,7 @@ class _Heartbeat:
     """Rewrites the holder record while the lock is held, so waiters see it is alive."""
 
     def __init__(self, pool: libvirt.virStoragePool, vol: libvirt.virStorageVol,
-                 holder: Holder) -> None:
+                 holder: records.Holder) -> None:
         self._pool, self._vol, self._holder = pool, vol, holder
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pulumi-tdx-lock-heartbeat",
@@ -373,20 +266,20 @@ class _Heartbeat:
         beat = 0
         while not self._stop.wait(interval):
             beat += 1
-            holder = Holder(**{**asdict(self._holder), "beat": beat})
+            holder = records.Holder(**{**asdict(self._holder), "beat": beat})
             try:
                 # A waiter broke our lock (we looked dead): the volume of that name is someone
                 # else's now, and writing our record into it would hand their lock to us.
                 # (No volume at all: broken, or pool.delete ended the lock itself.)
-                found = _read(self._pool, LOCK_VOLUME)
+                found = records.read(self._pool, LOCK_VOLUME)
                 if found is None:
                     return
-                if _token(found) != self._holder.token:
+                if records.token(found) != self._holder.token:
                     log.warning("pool %s: our lock was broken as stale while we held it (now "
                                 "held by %s); no longer exclusive", self._pool.name(),
-                                describe(found))
+                                records.describe(found))
                     return
-                _write(self._pool, self._vol, holder)
+                records.write(self._pool, self._vol, holder)
             except libvirt.libvirtError as exc:  # a waiter will judge; keep trying
                 log.debug("lock heartbeat on pool %s failed: %s", self._pool.name(), exc)
 

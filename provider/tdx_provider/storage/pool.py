@@ -22,6 +22,7 @@ from tdx_provider import retry
 from tdx_provider.connection import is_no_such
 from tdx_provider.errors import ConflictError, InUseError, LibvirtOperationError
 from tdx_provider.metadata import Owner
+from tdx_provider.readers.storage import Pool
 from tdx_provider.storage import ledger
 from tdx_provider.storage.exclusion import pool_lock
 
@@ -65,7 +66,7 @@ def require(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 
 def target_path(pool: libvirt.virStoragePool) -> str:
-    return etree.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
+    return Pool.parse(pool.XMLDesc(0)).path
 
 
 def info(pool: libvirt.virStoragePool) -> PoolInfo:
