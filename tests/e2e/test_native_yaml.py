@@ -5,6 +5,7 @@ before anything is made."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.support import guest as tg
+from tests.support.programs import PROGRAMS
 from tests.support.stack import REPO_ROOT, Stack, steps
 
 pytestmark = pytest.mark.e2e
@@ -66,4 +68,24 @@ def test_yaml_refuses_bad_properties_at_preview_and_makes_nothing(
     assert names in preview.output
     up = yaml_stack.up(check=False)
     assert up.returncode != 0
+    assert libvirt_names(URI, e2e_id) == {"domains": [], "pools": [], "volumes": []}
+
+
+def test_seed_user_data_and_its_instance_id_are_secrets_in_state(
+        make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path) -> None:
+    """Nothing in the YAML program marks a secret: the provider does (userData by the schema,
+    instanceId because it is derived from the user-data)."""
+    program = (PROGRAMS / "native_seed_yaml" / "Main.yaml").read_text()
+    stack = make_stack(program, project="ptdx-e2e-native-seed", runtime="yaml")
+    stack.config({"prefix": e2e_id, "work": str(work_dir)})
+    stack.up()
+    state = stack.run("stack", "export").stdout
+    assert "not-in-state-in-clear" not in state
+    [seed] = [r for r in json.loads(state)["deployment"]["resources"]
+              if r["type"] == "tdx:index:CloudInitSeed"]
+    for key in ("userData", "instanceId"):
+        assert "ciphertext" in seed["outputs"][key], key
+    assert stack.run("stack", "output", "instanceId").stdout.strip() == "[secret]"
+    assert Path(stack.outputs()["path"]).exists()
+    stack.destroy()
     assert libvirt_names(URI, e2e_id) == {"domains": [], "pools": [], "volumes": []}

@@ -37,6 +37,9 @@ DEFAULT_URI = "qemu:///system"  # tdx_provider.connection.DEFAULT_URI, without i
 WORKERS = int(os.environ.get("PULUMI_TDX_NATIVE_WORKERS", "256"))
 
 _Kind = p.PropertyDiffKind
+# Outputs derived from a secret input: secret whenever that input is set (the dynamic SDK marks
+# them with additional_secret_outputs; here every language gets it).
+DERIVED_SECRETS = {"CloudInitSeed": {"instance_id": "user_data"}}
 
 
 class UserError(Exception):
@@ -105,7 +108,9 @@ class TdxProvider(p.Provider):
         plain.values["owner"] = owner_from_urn(urn)
         if plain.values.get("uri") is None and "uri" in {f.name for f in spec.fields}:
             plain.values["uri"] = self.uri
-        return plain
+        derived = {out for out, source in DERIVED_SECRETS.get(spec.name, {}).items()
+                   if plain.values.get(source) is not None}
+        return Plain(plain.values, plain.secret | derived)
 
     # -- schema and configuration ------------------------------------------------------------
     async def get_schema(self, request: p.GetSchemaRequest) -> p.GetSchemaResponse:
