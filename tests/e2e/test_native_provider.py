@@ -109,6 +109,18 @@ def test_native_stack_goes_up_changes_refreshes_and_goes_down(
         assert not conn.storagePoolLookupByName(e2e_id).autostart()
     stack.preview("--expect-no-changes")
 
+    # gone out of band: refresh drops it from state, up makes it again
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
+    with connect(uri) as conn:
+        dom = conn.lookupByName(f"{e2e_id}-td")
+        dom.destroy()
+        dom.undefine()
+    stack.refresh()
+    assert "td" not in native_resources(stack)
+    (work_dir / "td.log").unlink()  # the new guest's console starts afresh
+    stack.up()
+    assert libvirt_names(uri, e2e_id)["domains"] == [f"{e2e_id}-td"]
+
     tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
     result = stack.destroy()
     assert libvirt_names(uri, e2e_id) == {"domains": [], "pools": [], "volumes": []}
