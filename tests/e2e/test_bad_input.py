@@ -332,8 +332,11 @@ def files_outside_stacks(work: Path) -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def table(libvirt_host: LibvirtHost, guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
+@pytest.fixture(scope="module", params=["dynamic", "native"])
+def table(request: pytest.FixtureRequest, libvirt_host: LibvirtHost,
+          guest: tg.TestGuest) -> Iterator[dict[str, Outcome]]:
+    """The outcome of every case through one adapter: the dynamic providers or the native
+    provider plugin (the same engine; the answers must be the same)."""
     uri = libvirt_host.uri
     prefix = f"{E2E_PREFIX}{uuid.uuid4().hex[:6]}"
     work = E2E_ROOT / prefix
@@ -360,6 +363,8 @@ def table(libvirt_host: LibvirtHost, guest: tg.TestGuest) -> Iterator[dict[str, 
         assert digest == hashlib.sha256(guest.base_image.read_bytes()).hexdigest()
         case_program = program("resources_from_case_json")
         stacks = [Stack(work / f"stack{i}", case_program) for i in range(WORKERS)]
+        for stack in stacks:
+            stack.config({"adapter": request.param})
         idle: queue.Queue[Stack] = queue.Queue()
         for stack in stacks:
             idle.put(stack)
