@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,21 @@ def test_the_cli_reads_the_generated_schema_from_the_plugin(work_dir: Path) -> N
     assert json.loads(printed) == json.loads(schema.render())
     (work_dir / "schema.json").write_text(printed)
     pulumi("schema", "check", str(work_dir / "schema.json"))  # Pulumi's own validation
+
+
+def test_custom_delete_timeout_bounds_the_acpi_wait(stack: Stack, e2e_id: str,
+                                                    work_dir: Path) -> None:
+    """A guest that ignores ACPI, a 60 s shutdown_timeout and customTimeouts.delete of 6 s: the
+    delete forces it off after the 3 s the timeout leaves, and destroy ends well within 60 s."""
+    stack.config({"cmdline": f"{tg.CMDLINE} {tg.IGNORE_ACPI_ARG}", "timeout": 60,
+                  "delete_timeout": "6s"})
+    stack.up()
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
+    started = time.monotonic()
+    result = stack.destroy()
+    elapsed = time.monotonic() - started
+    forced = re.search(rf"{e2e_id}-td: forced off \(ACPI timed out\) after ([\d.]+) s",
+                       result.output)
+    assert forced, result.output
+    assert 3 <= float(forced[1]) < 6
+    assert elapsed < 30

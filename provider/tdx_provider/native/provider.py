@@ -37,6 +37,8 @@ DEFAULT_URI = "qemu:///system"  # tdx_provider.connection.DEFAULT_URI, without i
 WORKERS = int(os.environ.get("PULUMI_TDX_NATIVE_WORKERS", "256"))
 
 _Kind = p.PropertyDiffKind
+# Seconds a delete needs after its ACPI wait (force off, undefine): kept from customTimeouts.
+DELETE_MARGIN = 3
 # Outputs derived from a secret input: secret whenever that input is set (the dynamic SDK marks
 # them with additional_secret_outputs; here every language gets it).
 DERIVED_SECRETS = {"CloudInitSeed": {"instance_id": "user_data"}}
@@ -223,6 +225,11 @@ class TdxProvider(p.Provider):
     async def delete(self, request: p.DeleteRequest) -> None:
         spec, controller = self._resource(request.urn)
         props = self._plain(request.urn, spec, request.properties)
+        if request.timeout and props.values.get("shutdown_timeout") is not None:
+            # customTimeouts.delete bounds the ACPI wait, so the delete ends (forced off)
+            # within it instead of overrunning it
+            bound = max(0, int(request.timeout) - DELETE_MARGIN)
+            props.values["shutdown_timeout"] = min(props.values["shutdown_timeout"], bound)
         line = await self._call(controller, props.values, "delete", request.resource_id,
                                 props.values)
         if line:
