@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tdx_provider.connection import connect
+from tests.support import guest as tg
 from tests.support.guest import TestGuest
 from tests.support.programs import program
 from tests.support.stack import Stack
@@ -99,3 +100,55 @@ def test_yaml_import_generates_code_that_previews_with_no_change(
     assert "type: tdx:Overlay" in code and "baseImage:" in code, code
     project.write_text(project.read_text() + code)
     stack.preview("--expect-no-changes")
+
+
+# A regular VM as tdvirsh's non-TD template defines one (q35, virtio disk on an overlay file
+# outside any pool, a serial console), booting the test guest's kernel; no mark of ours.
+FOREIGN_DOMAIN = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>{kernel}</kernel><initrd>{initrd}</initrd><cmdline>{cmdline}</cmdline></os>
+  <features><acpi/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/><source file='{disk}'/><target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='file'><source path='{log}'/></serial>
+  </devices>
+</domain>"""
+
+
+def test_a_running_domain_defined_by_hand_imports_and_previews_with_no_change(
+        make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
+        guest: TestGuest) -> None:
+    """`pulumi import tdx:index:TrustDomain` of a domain with no mark of ours: its definition
+    becomes the inputs, the YAML host writes the program, and it previews with no change. The
+    overlay file outside any pool stays what it was: the import and a later delete of the
+    domain leave it where it is."""
+    assert shutil.which("pulumi-language-yaml"), "no pulumi-language-yaml: run `make setup`"
+    disk = work_dir / "td-overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    str(guest.base_image), str(disk)], check=True)
+    name = f"{e2e_id}-td"
+    with connect(URI) as conn:
+        dom = conn.defineXML(FOREIGN_DOMAIN.format(
+            name=name, kernel=guest.kernel, initrd=guest.initrd, cmdline=tg.CMDLINE,
+            disk=disk, log=work_dir / "td.log"))
+        dom.create()
+        uuid = dom.UUIDString()
+    stack = make_stack("", project=e2e_id)
+    project = stack.project_dir / "Pulumi.yaml"
+    project.write_text(f"name: {e2e_id}\nruntime: yaml\n")
+    (stack.project_dir / "__main__.py").unlink()
+    generated = stack.project_dir / "generated.yaml"
+    imported = stack.run("import", "tdx:index:TrustDomain", "td", uuid, "--out",
+                         str(generated), "--yes")
+    assert "failed to validate" not in imported.output, imported.output
+    code = generated.read_text()
+    for line in (f"overlay: {disk}", "memoryMib: 256", "domainType: qemu", "tdx: false"):
+        assert line in code, code
+    project.write_text(project.read_text() + code)
+    stack.preview("--expect-no-changes")
+    assert disk.exists()

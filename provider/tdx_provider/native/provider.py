@@ -205,6 +205,9 @@ class TdxProvider(p.Provider):
         if state is None:
             return p.ReadResponse()  # gone: the engine drops it from state
         outputs = {**props.values, **state.outputs}
+        if not request.properties and not request.inputs:  # an import: check's defaults too
+            outputs = {**{f.name: f.default for f in spec.inputs
+                          if f.has_default and not f.sdk_default}, **outputs}
         names = {f.name for f in spec.inputs}
         inputs = {**old_inputs.values,
                   **{k: v for k, v in state.outputs.items() if k in names}}

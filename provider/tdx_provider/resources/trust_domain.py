@@ -14,7 +14,7 @@ import libvirt
 from tdx_provider.checking import Checker, is_unknown
 from tdx_provider.connection import connect, is_local_uri
 from tdx_provider.errors import LibvirtOperationError
-from tdx_provider.guest import domain, introspect, xml
+from tdx_provider.guest import domain, imported, introspect, xml
 from tdx_provider.guest.domain_spec import backing_chain, render_document, spec_from
 from tdx_provider.host import gpu
 from tdx_provider.specs import TRUST_DOMAIN
@@ -83,6 +83,9 @@ class TrustDomainResource(Resource):
     def read(self, id_: str, props: dict[str, Any]) -> State | None:
         with connect(props["uri"]) as conn:
             info = domain.read(conn, props.get("name") or _name_of(conn, id_))
+            if info is not None and "overlay" not in props:  # imported: its definition says
+                dom = domain.lookup(conn, info.name)
+                props = {**props, **(imported.inputs_of(dom) if dom is not None else {})}
         if info is None:
             return None
         return State(info.uuid, _outputs(props, info))
