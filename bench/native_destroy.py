@@ -73,6 +73,28 @@ def remove_prefixed_on(prefix: str) -> None:
         remove_prefixed(conn, prefix)
 
 
+DESTROY_RATIO_TARGET = 1.25
+GETSCHEMA_TARGET_S = 0.5
+
+
+def run_native(runs: int, sizes: tuple[int, int] = (4, 8)) -> dict[str, object]:
+    """``make bench``'s native section: destroy medians of N=4 and N=8 through the native
+    provider, their ratio, and the plugin's median start-to-GetSchema time."""
+    import shutil as sh
+    import statistics
+
+    from bench.native_startup import measure_once
+
+    destroy = {str(n): round(statistics.median(destroy_seconds("native", n)
+                                               for _ in range(runs)), 2) for n in sizes}
+    plugin = sh.which("pulumi-resource-tdx") or ""
+    schema_s = round(statistics.median(measure_once(plugin)[1] for _ in range(max(5, runs))), 3)
+    return {"destroy_s": destroy, "ratio": round(destroy[str(sizes[1])] / destroy[str(sizes[0])],
+                                                 2),
+            "sizes": list(sizes), "getschema_s": schema_s,
+            "targets": {"ratio": DESTROY_RATIO_TARGET, "getschema_s": GETSCHEMA_TARGET_S}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapters", default="native")

@@ -6,7 +6,8 @@ fails on a number.
     bench/run.py --runs-for 8=1        # fewer runs for the largest stack
     bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
     bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, shared,
-                                       # import, sigint, measure (MRTD of a 4 MiB TDVF)
+                                       # import, sigint, measure (MRTD of a 4 MiB TDVF),
+                                       # native (destroy N=4 vs 8, GetSchema start-up)
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
 
 The lifecycle section runs on both libvirt hosts of the test matrix, run by run side by side:
@@ -42,7 +43,8 @@ from bench.floor import FloorDriver  # noqa: E402
 from bench.layout import Layout  # noqa: E402
 from bench.workload import run_workload  # noqa: E402
 
-SECTIONS = ("lifecycle", "engine", "direct", "stall", "shared", "import", "sigint", "measure")
+SECTIONS = ("lifecycle", "engine", "direct", "stall", "shared", "import", "sigint", "measure",
+            "native")
 NOTES = [
     "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
     "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
@@ -263,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         if "measure" in args.sections:
             log("expected MRTD of a 4 MiB TDVF")
             results["measure"] = measure_bench.run_measure(args.runs, workroot)
+        if "native" in args.sections:
+            from bench import native_destroy
+
+            log("native provider: destroy of 4 and 8 guests, start-up to GetSchema")
+            results["native"] = native_destroy.run_native(args.runs)
+            finish(results, out)
     finally:
         for events in events_by_host.values():
             events.close()
