@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -192,3 +193,35 @@ def test_custom_delete_timeout_bounds_the_acpi_wait(stack: Stack, e2e_id: str,
     assert forced, result.output
     assert 3 <= float(forced[1]) < 6
     assert elapsed < 30
+
+
+def test_ctrl_c_ends_a_delete_wait_promptly_and_leaves_nothing_half_made(
+        stack: Stack, e2e_id: str, work_dir: Path, libvirt_host: LibvirtHost) -> None:
+    """Ctrl-C during the 60 s ACPI wait of a guest that ignores ACPI: Pulumi cancels, the
+    provider's Cancel ends the wait as a timeout would (forced off, undefined), and destroy
+    returns within seconds; the guest is gone from libvirt and from state, and a second
+    destroy removes the rest."""
+    stack.config({"cmdline": f"{tg.CMDLINE} {tg.IGNORE_ACPI_ARG}", "timeout": 60})
+    stack.up()
+    tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
+    proc = subprocess.Popen(["pulumi", "destroy", "--yes", "--skip-preview",
+                             "--non-interactive", "--color", "never"],
+                            cwd=stack.project_dir, env=stack.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # until the guest's delete has begun its ACPI wait
+        seen.append(line)
+        if "tdx:index:TrustDomain td deleting" in line:
+            break
+    time.sleep(2)
+    interrupted = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    output = "".join(seen) + proc.communicate(timeout=120)[0]
+    assert time.monotonic() - interrupted < 20, output
+    assert "^C received; cancelling" in output and "forced off (ACPI timed out)" in output
+    assert libvirt_names(libvirt_host.uri, e2e_id)["domains"] == [], output
+    assert "td" not in native_resources(stack), output
+    stack.destroy()
+    assert libvirt_names(libvirt_host.uri, e2e_id) == {"domains": [], "pools": [],
+                                                       "volumes": []}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from tdx_provider import cancellation
 from tdx_provider.connection import is_no_such
 from tdx_provider.errors import ConflictError, LibvirtOperationError
 from tdx_provider.guest import introspect
@@ -206,14 +207,14 @@ def stop(
         return Teardown(name, graceful=True, seconds=0.0)
     deadline = start + timeout
     next_press = start
-    while clock() < deadline:
+    while clock() < deadline and not cancellation.requested():  # cancelled: as if timed out
         if clock() >= next_press:
             with contextlib.suppress(libvirt.libvirtError):
                 dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
             next_press = clock() + ACPI_RESEND_EVERY
         if _is_off(dom):
             return Teardown(name, graceful=True, seconds=clock() - start)
-        time.sleep(POLL_INTERVAL)
+        cancellation.pause(POLL_INTERVAL)
     if _is_off(dom):
         return Teardown(name, graceful=True, seconds=clock() - start)
     with contextlib.suppress(libvirt.libvirtError):

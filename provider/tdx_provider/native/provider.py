@@ -239,6 +239,10 @@ class TdxProvider(p.Provider):
             await self.log.info(line, request.urn)
 
     async def cancel(self) -> None:
-        """The engine is stopping (Ctrl-C): calls not started yet are dropped; running ones
-        finish (the engine waits for them; each has bounded waits of its own)."""
+        """The engine is stopping (Ctrl-C): calls not started yet are refused, and running
+        ones end their waits now, the way a timeout would end them (see
+        :mod:`tdx_provider.cancellation`: a delete still completes, forced)."""
+        from tdx_provider import cancellation
+
         self.cancelled = True
+        cancellation.request()

@@ -11,6 +11,7 @@ from typing import Any
 
 import libvirt
 
+from tdx_provider import cancellation
 from tdx_provider.checking import Checker, is_unknown
 from tdx_provider.connection import connect, is_local_uri
 from tdx_provider.errors import LibvirtOperationError
@@ -139,10 +140,10 @@ def wait_for_connection_details(conn: libvirt.virConnect,
         return info
     dom = domain.lookup(conn, info.name)
     deadline = time.monotonic() + SSH_FORWARD_WAIT_SECONDS
-    while dom is not None and time.monotonic() < deadline:
+    while dom is not None and time.monotonic() < deadline and not cancellation.requested():
         if introspect.live_ssh_port(dom) is not None:
             break
-        time.sleep(0.1)
+        cancellation.pause(0.1)
     return domain.read(conn, info.name) or info
 
 
