@@ -142,7 +142,7 @@ def test_native_failures_are_one_line_naming_resource_and_property(
     preview = stack.preview(check=False)
     assert preview.returncode != 0
     assert ("tdx:index:TrustDomain resource 'td': property memoryMib value {32} has a problem: "
-            "memory_mib: must be at least 64 (got 32)") in preview.output
+            "memoryMib: must be at least 64 (got 32)") in preview.output
     # a create the host refuses: another pool already holds the path
     with connect("qemu:///system") as conn:
         other = conn.storagePoolDefineXML(

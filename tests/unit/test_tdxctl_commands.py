@@ -15,7 +15,7 @@ from tdx_provider.tdxctl.commands import COMMANDS, create_command
 from tdx_provider.tdxctl.main import main
 
 PROVIDER = Path(__file__).resolve().parents[2] / "provider" / "tdx_provider"
-ADAPTERS = ("tdxctl", "dynamic")  # the two front ends; everything else is the engine
+ADAPTERS = ("dynamic", "native", "tdxctl")  # adapters may print and parse options
 MAX_COMMAND_LINES = 150
 
 

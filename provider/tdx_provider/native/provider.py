@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -41,7 +42,6 @@ _Kind = p.PropertyDiffKind
 DELETE_MARGIN = 3
 # Outputs derived from a secret input: secret whenever that input is set (the dynamic SDK marks
 # them with additional_secret_outputs; here every language gets it).
-DERIVED_SECRETS = {"CloudInitSeed": {"instance_id": "user_data"}}
 
 
 class UserError(Exception):
@@ -110,8 +110,8 @@ class TdxProvider(p.Provider):
         plain.values["owner"] = owner_from_urn(urn)
         if plain.values.get("uri") is None and "uri" in {f.name for f in spec.fields}:
             plain.values["uri"] = self.uri
-        derived = {out for out, source in DERIVED_SECRETS.get(spec.name, {}).items()
-                   if plain.values.get(source) is not None}
+        derived = {f.name for f in spec.fields
+                   if f.secret_when and plain.values.get(f.secret_when) is not None}
         return Plain(plain.values, plain.secret | derived)
 
     # -- schema and configuration ------------------------------------------------------------
@@ -152,7 +152,7 @@ class TdxProvider(p.Provider):
         for warning in checked.warnings:
             await self.log.warning(warning, request.urn)
         known = {f.name: f.camel for f in spec.fields}
-        failures = [p.CheckFailure(known.get(f.property, f.property), f.reason)
+        failures = [p.CheckFailure(known.get(f.property, f.property), camel_reason(f.reason))
                     for f in checked.failures]
         return p.CheckResponse(inputs=from_plain(checked.inputs, spec, news.secret),
                                failures=failures)
@@ -246,3 +246,12 @@ class TdxProvider(p.Provider):
 
         self.cancelled = True
         cancellation.request()
+
+
+def camel_reason(reason: str) -> str:
+    """``memory_mib: is more than...`` -> ``memoryMib: is more than...``: the property path a
+    failure starts with, in the schema's names (``qgs.vsock_cid`` -> ``qgs.vsockCid``)."""
+    path, sep, rest = reason.partition(": ")
+    if not sep or not re.fullmatch(r"[a-z0-9_.\[\]]+", path):
+        return reason
+    return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), path) + sep + rest

@@ -60,7 +60,7 @@ CLOUD_INIT_SEED = ResourceSpec(
         output("sha256", STRING, "SHA-256 of the image as uploaded."),
         output("instance_id", STRING, "meta-data ``instance-id``: ``iid-ptdx-`` and 20 hex "
                "digits of a digest of the seed's content; known at preview. A secret when "
-               "``user_data`` is given (it is derived from it)."),
+               "``user_data`` is given (it is derived from it).", secret_when="user_data"),
     ),
     id_description="The volume's libvirt key.",
 )

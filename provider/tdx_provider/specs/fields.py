@@ -89,6 +89,7 @@ class Field:
     internal: bool = False
     keep_when_none: bool = False
     sdk_default: bool = False
+    secret_when: str = ""  # secret whenever this other input is given (a value derived from it)
     added_later: bool = False  # state written before it existed: a missing old value = default
 
     @property
@@ -102,9 +103,11 @@ class Field:
         return self.default is not NO_DEFAULT
 
 
-def output(name: str, type_: Type, description: str, *, secret: bool = False) -> Field:
+def output(name: str, type_: Type, description: str, *, secret: bool = False,
+           secret_when: str = "") -> Field:
     """A property the resource reports and no program sets."""
-    return Field(name, type_, description, input=False, change=Change.NONE, secret=secret)
+    return Field(name, type_, description, input=False, change=Change.NONE, secret=secret,
+                 secret_when=secret_when)
 
 
 @dataclass(frozen=True)
