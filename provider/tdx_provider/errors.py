@@ -32,5 +32,10 @@ class HostNotReadyError(TdxError):
         self.reasons = reasons
 
 
+class TimedOutError(TdxError):
+    """An operation outlived the time its caller gave it (``customTimeouts``); what it had
+    made so far was removed."""
+
+
 class LibvirtOperationError(TdxError):
     """A libvirt call failed; the message says which step and on what object."""

@@ -247,3 +247,21 @@ def test_the_unix_transport_uri_reaches_the_same_daemon(
         assert conn.getLibVersion() == qemu_conn.getLibVersion()
         assert conn.storagePoolLookupByName(scratch_pool).UUIDString() == \
             qemu_conn.storagePoolLookupByName(scratch_pool).UUIDString()
+
+
+def test_an_import_past_its_deadline_stops_and_leaves_nothing_behind(
+    qemu_conn: libvirt.virConnect, scratch_pool: str, guest: TestGuest
+) -> None:
+    """customTimeouts.create through the native provider: the upload checks the deadline."""
+    from tdx_provider import cancellation
+    from tdx_provider.errors import TimedOutError
+
+    with pytest.raises(TimedOutError, match="create of BaseImage"), \
+            cancellation.deadline(1e-6, "create of BaseImage"):
+        volume.import_base(qemu_conn, scratch_pool, "base", str(guest.base_image), OWNER)
+    lib_pool = qemu_conn.storagePoolLookupByName(scratch_pool)
+    lib_pool.refresh(0)
+    assert [v for v in pool.volume_names(lib_pool) if v != ledger.LEDGER_VOLUME] == []
+    assert "base" not in ledger.read(lib_pool)
+    # without a deadline the same import goes through
+    volume.import_base(qemu_conn, scratch_pool, "base", str(guest.base_image), OWNER)

@@ -43,3 +43,23 @@ def test_other_errors_and_refusals_past_the_bound_reach_the_caller() -> None:
 
     with pytest.raises(libvirt.libvirtError, match="still being allocated"):
         retry.transient(busy, seconds=0.2)
+
+
+def test_a_deadline_bounds_waits_and_is_per_thread() -> None:
+    import threading
+
+    from tdx_provider import cancellation
+    from tdx_provider.errors import TimedOutError
+
+    assert cancellation.remaining(5.0) == 5.0
+    with cancellation.deadline(0.5, "create of X"):
+        assert 0 < cancellation.remaining(5.0) <= 0.5
+        seen: list[float] = []
+        other = threading.Thread(target=lambda: seen.append(cancellation.remaining(5.0)))
+        other.start()
+        other.join()
+        assert seen == [5.0]  # another thread's work has no deadline of ours
+        cancellation.check()
+    with cancellation.deadline(1e-9, "create of X"), pytest.raises(TimedOutError):
+        cancellation.check()
+    cancellation.check()  # the deadline ended with its block

@@ -87,17 +87,20 @@ class TdxProvider(p.Provider):
         return SPECS[name], RESOURCES[name]
 
     async def _call(self, controller: Any, props: dict[str, Any], operation: str,
-                    *args: Any) -> Any:
-        """``controller.<operation>(*args)`` off the loop; failures a user can cause or meet
-        (our engine's errors, libvirt's, files and URLs) come back as one line."""
+                    *args: Any, timeout: float | None = None) -> Any:
+        """``controller.<operation>(*args)`` off the loop, within ``timeout`` seconds when
+        given (``customTimeouts``); failures a user can cause or meet (our engine's errors,
+        libvirt's, files and URLs) come back as one line."""
         import libvirt
 
+        from tdx_provider import cancellation
         from tdx_provider.errors import TdxError
         from tdx_provider.failures import failure_line
 
         def run() -> Any:
-            controller.begin(operation, props)
-            return getattr(controller, operation)(*args)
+            with cancellation.deadline(timeout, f"{operation} of {controller.spec.name}"):
+                controller.begin(operation, props)
+                return getattr(controller, operation)(*args)
 
         try:
             return await self._run(run)
@@ -188,7 +191,8 @@ class TdxProvider(p.Provider):
                        if not f.input and props.values.get(f.name) is None}
             return p.CreateResponse("", from_plain({**props.values, **unknown}, spec,
                                                      props.secret))
-        state = await self._call(controller, props.values, "create", props.values)
+        state = await self._call(controller, props.values, "create", props.values,
+                                 timeout=request.timeout or None)
         outputs = {**props.values, **state.outputs}
         return p.CreateResponse(state.id, from_plain(outputs, spec, props.secret))
 
@@ -222,7 +226,7 @@ class TdxProvider(p.Provider):
             return p.UpdateResponse(from_plain({**olds.values, **news.values}, spec,
                                                news.secret))
         outputs = await self._call(controller, news.values, "update", request.resource_id,
-                                   olds.values, news.values)
+                                   olds.values, news.values, timeout=request.timeout or None)
         return p.UpdateResponse(from_plain({**news.values, **outputs}, spec, news.secret))
 
     async def delete(self, request: p.DeleteRequest) -> None:

@@ -139,7 +139,7 @@ def wait_for_connection_details(conn: libvirt.virConnect,
     if info.ssh_port is not None or info.state != "running":
         return info
     dom = domain.lookup(conn, info.name)
-    deadline = time.monotonic() + SSH_FORWARD_WAIT_SECONDS
+    deadline = time.monotonic() + cancellation.remaining(SSH_FORWARD_WAIT_SECONDS)
     while dom is not None and time.monotonic() < deadline and not cancellation.requested():
         if introspect.live_ssh_port(dom) is not None:
             break

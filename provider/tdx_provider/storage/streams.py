@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 
 import libvirt
 
+from tdx_provider import cancellation
+
 CHUNK = 4 * 1024 * 1024
 
 
@@ -23,6 +25,7 @@ def upload(
     sent = 0
     try:
         for chunk in chunks:
+            cancellation.check()  # a caller's deadline (customTimeouts) stops a long upload
             if on_chunk is not None:
                 on_chunk(chunk)
             offset = 0
