@@ -21,6 +21,7 @@ import pytest
 
 from tdx_provider.connection import connect
 from tdx_provider.native import schema
+from tdx_provider.storage.pool import volume_names
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.support import guest as tg
 from tests.support.hosts import LibvirtHost
@@ -225,3 +226,58 @@ def test_ctrl_c_ends_a_delete_wait_promptly_and_leaves_nothing_half_made(
     stack.destroy()
     assert libvirt_names(libvirt_host.uri, e2e_id) == {"domains": [], "pools": [],
                                                        "volumes": []}
+
+
+class _SlowImage:
+    """Serves one file over HTTP at about 256 KiB/s: an import that takes ~12 s."""
+
+    def __init__(self, path: Path) -> None:
+        import http.server
+        import threading
+
+        data = path.read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for start in range(0, len(data), 64 * 1024):
+                        self.wfile.write(data[start:start + 64 * 1024])
+                        time.sleep(0.25)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the importer gave up: that is the point
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{path.name}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_custom_create_timeout_stops_a_slow_import_and_leaves_nothing(
+        stack: Stack, e2e_id: str, libvirt_host: LibvirtHost, guest: tg.TestGuest) -> None:
+    """customTimeouts.create of 3 s on a base image whose download takes ~12 s: up fails within
+    seconds naming the timeout, and neither the volume nor a state entry for it is left."""
+    slow = _SlowImage(guest.base_image)
+    try:
+        stack.config({"image": slow.url, "create_timeout": "3s"})
+        started = time.monotonic()
+        result = stack.up(check=False)
+        elapsed = time.monotonic() - started
+    finally:
+        slow.close()
+    assert result.returncode != 0
+    assert "create of BaseImage took longer than its timeout" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert elapsed < 60
+    assert "base" not in native_resources(stack)
+    with connect(libvirt_host.uri) as conn:
+        pool = conn.storagePoolLookupByName(e2e_id)
+        pool.refresh(0)
+        assert f"{e2e_id}-base" not in volume_names(pool)
