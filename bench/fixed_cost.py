@@ -94,17 +94,28 @@ def run_fixed_cost(rounds: int, events: LifecycleRecorder, log: Any = print) -> 
     """Rounds interleaved across the adapters and the floor."""
     runs: dict[str, list[dict[str, Any]]] = {a: [] for a in ADAPTERS}
     floor: list[dict[str, Any]] = []
+    errors: list[str] = []
     for round_ in range(1, rounds + 1):
         for adapter in ADAPTERS:
-            figures = adapter_round(adapter)
+            try:
+                figures = adapter_round(adapter)
+            except Exception as exc:  # keep going: a failed round is a finding too
+                errors.append(f"round {round_} {adapter}: {exc!r}"[:500])
+                log(f"round {round_}: {adapter} FAILED: {exc!r}"[:2000])
+                continue
             runs[adapter].append(figures)
             log(f"round {round_}: {adapter}: up {figures['up']:.2f} s, no-op preview "
                 f"{figures['preview']:.2f} s (with -v=9: up {figures['up_verbose']['total']:.2f}"
                 f" s, preview {figures['preview_verbose']['total']:.2f} s)")
-        floor.append(floor_round(events))
+        try:
+            floor.append(floor_round(events))
+        except Exception as exc:
+            errors.append(f"round {round_} floor: {exc!r}"[:500])
+            log(f"round {round_}: floor FAILED: {exc!r}"[:2000])
+            continue
         log(f"round {round_}: floor: one guest up {floor[-1]['up']:.2f} s")
     schema = startup()
     log(f"native plugin start to GetSchema answer: {schema['runs']} s")
-    return {"rounds": rounds, "runs": runs, "floor": floor, "getschema": schema,
+    return {"rounds": rounds, "runs": runs, "floor": floor, "getschema": schema, "errors": errors,
             "summary": {**{a: summarise(rs) for a, rs in runs.items()},
                         "floor_up": _median([f["up"] for f in floor])}}

@@ -46,6 +46,11 @@ for i in range(n):
 # that pins it would: no "using pulumi-resource-tdx from $PATH" warning, no $PATH search.
 PLUGIN_PATH = f"plugins:\n  providers:\n    - name: tdx\n      path: {VENV / 'bin'}\n"
 ADAPTERS = ("native", "dynamic")
+# The test guest's command line, plus no_timer_check: on this 2-core machine at load 10+, a TCG
+# guest's kernel can fail its IO-APIC timer check and panic ("IO-APIC + timer doesn't work!",
+# seen 2026-12-02 in 2 of 8 guests); the guest then never reaches userspace. The check tests
+# the emulated hardware, not what is measured here.
+CMDLINE = f"{tg.CMDLINE} no_timer_check"
 
 
 @contextlib.contextmanager
@@ -66,7 +71,7 @@ def guest_stack(adapter: str, n: int, label: str) -> Iterator[tuple[Stack, Path]
     try:
         stack.config({"prefix": name, "work": str(work), "n": n,
                       "image": str(guest.base_image), "kernel": str(guest.kernel),
-                      "initrd": str(guest.initrd), "cmdline": tg.CMDLINE})
+                      "initrd": str(guest.initrd), "cmdline": CMDLINE})
         yield stack, work
     finally:
         stack.remove()
@@ -102,19 +107,29 @@ def run_destroy(adapters: list[str], sizes: list[int], rounds: int,
     """Rounds interleaved (round 1 of every adapter and N, then round 2...), so that a busy
     spell on the machine does not land on one figure only. Per adapter and N: each round's
     seconds and load average, and the median."""
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         a: {str(n): [] for n in sizes} for a in adapters}
     for round_ in range(1, rounds + 1):
         for adapter in adapters:
             for n in sizes:
                 load = loadavg()
-                seconds = destroy_seconds(adapter, n)
+                try:
+                    seconds = destroy_seconds(adapter, n)
+                except Exception as exc:  # keep going: a failed round is a finding too
+                    runs[adapter][str(n)].append({"error": repr(exc)[:500], "loadavg": load})
+                    log(f"round {round_}: {adapter} N={n} FAILED: {exc!r}"[:2000])
+                    continue
                 runs[adapter][str(n)].append({"seconds": round(seconds, 3), "loadavg": load})
                 log(f"round {round_}: {adapter} pulumi destroy N={n}: {seconds:.2f} s "
                     f"(load {load})")
-    medians = {a: {n: round(statistics.median(r["seconds"] for r in rs), 3)
-                   for n, rs in by_n.items()} for a, by_n in runs.items()}
+    medians = {a: {n: median_seconds(rs) for n, rs in by_n.items()} for a, by_n in runs.items()}
     return {"sizes": sizes, "rounds": rounds, "runs": runs, "median": medians}
+
+
+def median_seconds(runs: list[dict[str, Any]]) -> float | None:
+    """The median over the rounds that did not fail."""
+    seconds = [r["seconds"] for r in runs if "seconds" in r]
+    return round(statistics.median(seconds), 3) if seconds else None
 
 
 def main() -> None:
@@ -126,9 +141,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     result = run_destroy(args.adapters.split(","), sizes, args.rounds)
     for adapter, figures in result["median"].items():
-        line = ", ".join(f"N={n}: {s:.2f} s" for n, s in figures.items())
-        ratio = figures[str(sizes[-1])] / figures[str(sizes[0])]
-        print(f"{adapter}: pulumi destroy {line}; N={sizes[-1]}/N={sizes[0]} = {ratio:.2f}x",
+        line = ", ".join(f"N={n}: {s} s" for n, s in figures.items())
+        small, large = figures[str(sizes[0])], figures[str(sizes[-1])]
+        ratio = f"{large / small:.2f}x" if small and large else "-"
+        print(f"{adapter}: pulumi destroy {line}; N={sizes[-1]}/N={sizes[0]} = {ratio}",
               flush=True)
 
 

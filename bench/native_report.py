@@ -31,11 +31,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if destroy and "native" in destroy["median"]:
         small, large = destroy["sizes"][0], destroy["sizes"][-1]
         ratio = destroy_ratio(destroy, "native")
+        figures = destroy["median"]["native"]
         found.append({
             "target": f"native: pulumi destroy of N={large} at most {DESTROY_RATIO_TARGET}x "
                       f"N={small}",
-            "measured": f"{destroy['median']['native'][str(large)]:.2f} s / "
-                        f"{destroy['median']['native'][str(small)]:.2f} s = {ratio}x",
+            "measured": f"{figures[str(large)]} s / {figures[str(small)]} s = {ratio}x",
             "verdict": _pass(ratio is not None and ratio <= DESTROY_RATIO_TARGET)})
     fixed = results.get("fixed_cost")
     if fixed:
@@ -54,7 +54,8 @@ def destroy_table(destroy: dict[str, Any]) -> str:
         loads = [r["loadavg"] for runs in by_n.values() for r in runs]
         rows.append([adapter, *(destroy["median"][adapter][n] for n in sizes),
                      destroy_ratio(destroy, adapter),
-                     *(" / ".join(f"{r['seconds']:.2f}" for r in by_n[n]) for n in sizes),
+                     *(" / ".join(f"{r['seconds']:.2f}" if "seconds" in r else "failed"
+                                  for r in by_n[n]) for n in sizes),
                      f"{min(loads):.1f}-{max(loads):.1f}" if loads else None])
     return _table(["adapter", *(f"N={n}" for n in sizes), f"N={sizes[-1]} / N={sizes[0]}",
                    *(f"rounds N={n}" for n in sizes), "load avg"], rows)
