@@ -17,6 +17,10 @@ def _pass(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f} s"
+
+
 def destroy_ratio(destroy: dict[str, Any], adapter: str) -> float | None:
     sizes = [str(n) for n in destroy["sizes"]]
     figures = destroy["median"].get(adapter) or {}
@@ -35,7 +39,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         found.append({
             "target": f"native: pulumi destroy of N={large} at most {DESTROY_RATIO_TARGET}x "
                       f"N={small}",
-            "measured": f"{figures[str(large)]} s / {figures[str(small)]} s = {ratio}x",
+            "measured": f"{_s(figures[str(large)])} / {_s(figures[str(small)])} = {ratio}x",
             "verdict": _pass(ratio is not None and ratio <= DESTROY_RATIO_TARGET)})
     fixed = results.get("fixed_cost")
     if fixed:
