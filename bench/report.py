@@ -153,22 +153,6 @@ def targets(results: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, 
             "measured": f"{slowest} s median, slower page-add order ({measured['firmware']})",
             "verdict": _verdict(slowest < measured["target_s"]),
         })
-    native = results.get("native")
-    if native:
-        small, large = native["sizes"]
-        found.append({
-            "target": f"native provider: destroy of N={large} within "
-                      f"{native['targets']['ratio']}x the time of N={small}",
-            "measured": f"{native['destroy_s'][str(large)]} s vs "
-                        f"{native['destroy_s'][str(small)]} s: {native['ratio']}x",
-            "verdict": _verdict(native["ratio"] <= native["targets"]["ratio"]),
-        })
-        found.append({
-            "target": f"native provider starts and answers GetSchema in under "
-                      f"{native['targets']['getschema_s']} s",
-            "measured": f"{native['getschema_s']} s median",
-            "verdict": _verdict(native["getschema_s"] < native["targets"]["getschema_s"]),
-        })
     preview_size = sizes.get(str(PREVIEW_TARGET_N), {}).get("pulumi")
     if preview_size and preview_size["preview"] is not None:
         found.append({

@@ -7,7 +7,8 @@ fails on a number.
     bench/run.py --quick               # N = 1, 2; 1 run; 64 MiB image (a smoke run)
     bench/run.py --only direct,import  # sections: lifecycle, engine, direct, stall, shared,
                                        # import, sigint, measure (MRTD of a 4 MiB TDVF),
-                                       # native (destroy N=4 vs 8, GetSchema start-up)
+                                       # native (destroy N=4 vs 8 per adapter), fixedcost
+    bench/run.py --only native,fixedcost --rounds 3   # the native provider's figures
     bench/run.py --render bench/results/2026-11-27.json   # tables from a saved run
 
 The lifecycle section runs on both libvirt hosts of the test matrix, run by run side by side:
@@ -36,7 +37,18 @@ from tdx_provider import events as libvirt_events
 
 libvirt_events.start_loop()  # before any libvirt connection, so lifecycle events are delivered
 
-from bench import common, image_import, lifecycle, report, shared_pool, sigint, stall  # noqa: E402
+from bench import (  # noqa: E402
+    common,
+    fixed_cost,
+    image_import,
+    lifecycle,
+    native_destroy,
+    native_report,
+    report,
+    shared_pool,
+    sigint,
+    stall,
+)
 from bench import measure as measure_bench  # noqa: E402
 from bench.direct import ProviderDriver, captured_provider_log  # noqa: E402
 from bench.floor import FloorDriver  # noqa: E402
@@ -44,7 +56,7 @@ from bench.layout import Layout  # noqa: E402
 from bench.workload import run_workload  # noqa: E402
 
 SECTIONS = ("lifecycle", "engine", "direct", "stall", "shared", "import", "sigint", "measure",
-            "native")
+            "native", "fixedcost")
 NOTES = [
     "All guests are the tiny test guest (kernel + busybox initramfs, 256 MiB, 1 vCPU) under "
     "TCG (domain type 'qemu'), tdx=False, no libvirt network, no vsock.",
@@ -71,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="overlays per stack in the two-stacks-one-pool run (default 6)")
     parser.add_argument("--shared-domains", type=int, default=2,
                         help="guests per stack in the two-stacks-one-pool run (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the native and fixedcost sections (default 3)")
+    parser.add_argument("--destroy-sizes", default="4,8",
+                        help="N of the native section's destroy, smallest first (default 4,8)")
     parser.add_argument("--import-runs", type=int, default=None,
                         help="runs of the import benchmark (default: --runs)")
     parser.add_argument("--only", default=",".join(SECTIONS),
@@ -85,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print the tables of a saved results file and exit")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.runs, args.image_mib = "1,2", 1, 64
+        args.sizes, args.runs, args.image_mib, args.rounds = "1,2", 1, 64, 1
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.runs_by_size = {n: args.runs for n in args.size_list}
     for item in args.runs_for:
@@ -174,6 +190,7 @@ def bench_size(n: int, runs: int, sections: set[str], guest: common.TestGuest,
 def finish(results: dict[str, Any], out: Path) -> None:
     results["summary"] = report.summarise(results)
     results["targets"] = report.targets(results, results["summary"])
+    results["native_targets"] = native_report.targets(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_json(results))
 
@@ -214,7 +231,9 @@ def to_json(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render is not None:
-        print(report.render(json.loads(args.render.read_text())))
+        saved = json.loads(args.render.read_text())
+        print(report.render(saved))
+        print(native_report.render(saved))
         return 0
     today = datetime.date.today().isoformat()
     out = args.out or common.RESULTS_DIR / f"{today}.json"
@@ -262,15 +281,20 @@ def main(argv: list[str] | None = None) -> int:
                 args.image_mib, args.import_runs or args.runs, workroot)
             if not args.keep_image:
                 image_import.remove_image(args.image_mib)
+        if "native" in args.sections:
+            log("native provider: pulumi destroy of N guests through each adapter")
+            sizes = [int(n) for n in args.destroy_sizes.split(",")]
+            results["native_destroy"] = native_destroy.run_destroy(
+                list(native_destroy.ADAPTERS), sizes, args.rounds, log)
+            finish(results, out)
+        if "fixedcost" in args.sections:
+            log("fixed cost of a command through each adapter, and the plugin's start-up")
+            results["fixed_cost"] = fixed_cost.run_fixed_cost(args.rounds,
+                                                               events_by_host["debian"], log)
+            finish(results, out)
         if "measure" in args.sections:
             log("expected MRTD of a 4 MiB TDVF")
             results["measure"] = measure_bench.run_measure(args.runs, workroot)
-        if "native" in args.sections:
-            from bench import native_destroy
-
-            log("native provider: destroy of 4 and 8 guests, start-up to GetSchema")
-            results["native"] = native_destroy.run_native(args.runs)
-            finish(results, out)
     finally:
         for events in events_by_host.values():
             events.close()
@@ -284,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         finish(results, out)
     print()
     print(report.render(results))
+    print(native_report.render(results))
     log(f"results: {out} ({results['duration_s']} s)")
     return 0
 
