@@ -2,8 +2,11 @@
 
 Pulumi runs it with the engine's address as an argument and reads the port it listens on from
 the first line of stdout. Start-up is a fixed cost of every Pulumi command, so this module
-imports only grpc: GetSchema and GetPluginInfo are answered from a file and a constant, and the
-Pulumi SDK, the engine and libvirt are imported by the first other call (:mod:`.server`).
+imports only grpc: GetSchema and GetPluginInfo are answered from a file and a constant,
+Handshake (the CLI's first call, which Pulumi's experimental provider server does not implement)
+is refused as that server would refuse it, and the Pulumi SDK, the engine and libvirt are
+imported in a background thread as soon as the port is out (:mod:`.server`), so that import
+overlaps the engine's own start-up instead of delaying the first real call.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import threading
 from typing import Any
 
 SERVICE = "/pulumirpc.ResourceProvider/"
@@ -38,6 +42,21 @@ async def _schema(_request: bytes, _context: Any) -> bytes:
     return _string_message(schema.text())
 
 
+async def _handshake(_request: bytes, context: Any) -> bytes:
+    """What the full servicer answers too (its generated base class): not implemented, so the
+    engine configures the provider the older way (CheckConfig, Configure)."""
+    import grpc
+
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+    raise AssertionError("abort raises")
+
+
+def _prewarm() -> None:
+    """Import the full server off the critical path (a failure shows at the first real call)."""
+    with contextlib.suppress(Exception):
+        import tdx_provider.native.server  # noqa: F401
+
+
 async def _plugin_info(_request: bytes, _context: Any) -> bytes:
     from tdx_provider import __version__
 
@@ -53,7 +72,8 @@ def _handlers(engine_address: str | None) -> Any:
         def __init__(self) -> None:
             self.fast = {f"{SERVICE}GetSchema": grpc.unary_unary_rpc_method_handler(_schema),
                          f"{SERVICE}GetPluginInfo":
-                         grpc.unary_unary_rpc_method_handler(_plugin_info)}
+                         grpc.unary_unary_rpc_method_handler(_plugin_info),
+                         f"{SERVICE}Handshake": grpc.unary_unary_rpc_method_handler(_handshake)}
             self.full: Any = None
 
         def service(self, details: Any) -> Any:
@@ -77,7 +97,11 @@ async def serve(engine_address: str | None) -> None:
     await server.start()
     sys.stdout.write(f"{port}\n")
     sys.stdout.flush()
-    await server.wait_for_termination()
+    threading.Thread(target=_prewarm, name="prewarm", daemon=True).start()
+    try:
+        await server.wait_for_termination()
+    finally:  # stopped here, on the loop, not by the server's __del__ after the loop closed
+        await server.stop(None)
 
 
 def main() -> None:
