@@ -26,13 +26,13 @@ from pulumi.provider.experimental import provider as p
 from pulumi.provider.experimental.property_value import PropertyValue
 
 from tdx_provider.checking import UNKNOWN
+from tdx_provider.defaults import URI as DEFAULT_URI
 from tdx_provider.native import schema
 from tdx_provider.native.engine_log import EngineLog
 from tdx_provider.native.values import Plain, from_plain, to_plain
 
 T = TypeVar("T")
 
-DEFAULT_URI = "qemu:///system"  # tdx_provider.connection.DEFAULT_URI, without importing libvirt
 # Worker threads for blocking engine calls: at least what `pulumi up --parallel` asks for (a
 # TrustDomain delete may wait a minute for an ACPI shutdown, and must not hold others back).
 WORKERS = int(os.environ.get("PULUMI_TDX_NATIVE_WORKERS", "256"))
@@ -40,8 +40,6 @@ WORKERS = int(os.environ.get("PULUMI_TDX_NATIVE_WORKERS", "256"))
 _Kind = p.PropertyDiffKind
 # Seconds a delete needs after its ACPI wait (force off, undefine): kept from customTimeouts.
 DELETE_MARGIN = 3
-# Outputs derived from a secret input: secret whenever that input is set (the dynamic SDK marks
-# them with additional_secret_outputs; here every language gets it).
 
 
 class UserError(Exception):
