@@ -57,3 +57,18 @@ def test_constructor_defaults_are_the_specs(name: str) -> None:
         default = params[field.name].default
         if field.has_default and default is not None:
             assert default == field.default, f"{name}({field.name}=...)"
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_the_native_flavour_takes_the_specs_inputs(name: str) -> None:
+    """``pulumi_tdx.native`` classes take the same keyword arguments as the specs' inputs
+    (a class that takes ``**inputs`` checks them against the schema when called)."""
+    import inspect
+
+    from pulumi_tdx import native
+
+    params = inspect.signature(getattr(native, name).__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    given = set(params) - {"self", "resource_name", "opts"}
+    assert given == {f.name for f in SPECS[name].public_inputs}
