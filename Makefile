@@ -30,6 +30,7 @@ test-e2e:
 # docs/resources.md and the schema the native plugin serves, from the specs (after a spec change).
 docs:
 	$(PY) -m tdx_provider.native.docs
+	$(PY) scripts/sync_sdk_docs.py
 
 lint:
 	.venv/bin/ruff check provider sdk tests examples bench policy scripts
