@@ -64,9 +64,12 @@ link() {
 # non-interactive shell, nohup, some CI runners) passes SIG_IGN down to every plugin; the
 # Python language host then ignores the SIGINT the CLI sends when it closes its plugins, and
 # the CLI waits 5 s before killing it, on every command (docs/automation.md).
+# It also turns grpc's fork handlers off (unless the caller set them) for every provider it
+# starts: libvirt forks an ssh child per qemu+ssh:// connection from a provider's threads, and
+# with the handlers on, grpc's child-side code broke those children (docs/shared-hosts.md).
 wrap_cli() {
     local real="$1" want
-    want="$(printf '#!/bin/sh\n# pulumi-tdx: the Pulumi CLI with SIGINT at its default disposition (docs/automation.md)\nexec /usr/bin/env --default-signal=INT %s "$@"\n' "$real")"
+    want="$(printf '#!/bin/sh\n# pulumi-tdx: the Pulumi CLI with SIGINT at its default disposition (docs/automation.md)\n# and grpc fork handlers off for the providers it starts (qemu+ssh://, docs/shared-hosts.md)\nGRPC_ENABLE_FORK_SUPPORT="${GRPC_ENABLE_FORK_SUPPORT:-false}"; export GRPC_ENABLE_FORK_SUPPORT\nexec /usr/bin/env --default-signal=INT %s "$@"\n' "$real")"
     if [ -L "$BIN_DIR/pulumi" ] || [ "$(cat "$BIN_DIR/pulumi" 2>/dev/null)" != "$want" ]; then
         rm -f "$BIN_DIR/pulumi"
         printf '%s\n' "$want" >"$BIN_DIR/pulumi"
