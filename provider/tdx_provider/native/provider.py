@@ -30,6 +30,7 @@ from tdx_provider.defaults import URI as DEFAULT_URI
 from tdx_provider.native import schema
 from tdx_provider.native.engine_log import EngineLog
 from tdx_provider.native.values import Plain, from_plain, to_plain
+from tdx_provider.specs.fields import camel
 
 T = TypeVar("T")
 
@@ -256,4 +257,4 @@ def camel_reason(reason: str) -> str:
     path, sep, rest = reason.partition(": ")
     if not sep or not re.fullmatch(r"[a-z0-9_.\[\]]+", path):
         return reason
-    return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), path) + sep + rest
+    return re.sub(r"[a-z0-9_]+", lambda m: camel(m.group(0)), path) + sep + rest

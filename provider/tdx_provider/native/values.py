@@ -17,12 +17,7 @@ from pulumi.provider.experimental.property_value import Computed, PropertyValue,
 from pulumi.runtime.rpc import UNKNOWN as WIRE_UNKNOWN
 
 from tdx_provider.checking import UNKNOWN
-from tdx_provider.specs.fields import Field, ResourceSpec, Type, snake
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+from tdx_provider.specs.fields import Field, ResourceSpec, Type, camel, snake
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,7 @@ def object_from_plain(values: Mapping[str, Any],
     result: dict[str, PropertyValue] = {}
     for key, value in values.items():
         field = known.get(key)
-        result[field.camel if field else _camel(key)] = _from_plain(value,
+        result[field.camel if field else camel(key)] = _from_plain(value,
                                                                     field.type if field else None)
     return result
 
@@ -111,6 +106,6 @@ def from_plain(values: Mapping[str, Any], spec: ResourceSpec,
     result = object_from_plain(values, spec.fields)
     for key in (set(spec.secrets) | secret) & set(values):
         if values[key] is not None:
-            camel = known[key].camel if key in known else _camel(key)
-            result[camel] = result[camel].with_secret(True)
+            name = known[key].camel if key in known else camel(key)
+            result[name] = result[name].with_secret(True)
     return result

@@ -95,8 +95,7 @@ class Field:
     @property
     def camel(self) -> str:
         """The property's name in the package schema and non-Python languages."""
-        head, *rest = self.name.split("_")
-        return head + "".join(part[:1].upper() + part[1:] for part in rest)
+        return camel(self.name)
 
     @property
     def has_default(self) -> bool:
@@ -165,6 +164,12 @@ class ResourceSpec:
 
 
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def camel(snake_name: str) -> str:
+    """``memory_mib`` -> ``memoryMib`` (the inverse of :func:`snake`)."""
+    head, *rest = snake_name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def snake(camel: str) -> str:
