@@ -18,6 +18,16 @@ LIBVIRT_TDX_MINIMUM = (10, 0, 0)
 QEMU_TDX_MINIMUM = (8, 2, 0)
 
 
+def _version_check(name: str, what: str, version: int, minimum: tuple[int, int, int],
+                   known: str) -> Check:
+    """Pass when ``version`` (libvirt's packed number) is at least ``minimum``."""
+    shown = format_version(version)
+    if version_tuple(version) >= minimum:
+        return Check(name, "pass", f"{what} {shown}", required=False)
+    return Check(name, "fail", f"{what} {shown} is older than any TDX-capable {what} we know "
+                 f"({known})", required=False)
+
+
 def check_libvirt_version(conn: libvirt.virConnect) -> Check:
     """The libvirt daemon's version (informational)."""
     name = "libvirt_version"
@@ -25,15 +35,8 @@ def check_libvirt_version(conn: libvirt.virConnect) -> Check:
         version = conn.getLibVersion()
     except libvirt.libvirtError as exc:
         return Check(name, "unknown", f"cannot read the libvirt version: {exc}", required=False)
-    shown = format_version(version)
-    if version_tuple(version) >= LIBVIRT_TDX_MINIMUM:
-        return Check(name, "pass", f"libvirt {shown}", required=False)
-    return Check(
-        name, "fail",
-        f"libvirt {shown} is older than any TDX-capable libvirt we know (Canonical's 10.0 with "
-        "TDX patches, upstream 11.6)",
-        required=False,
-    )
+    return _version_check(name, "libvirt", version, LIBVIRT_TDX_MINIMUM,
+                          "Canonical's 10.0 with TDX patches, upstream 11.6")
 
 
 def check_qemu_version(conn: libvirt.virConnect) -> Check:
@@ -48,15 +51,8 @@ def check_qemu_version(conn: libvirt.virConnect) -> Check:
         return Check(
             name, "fail", f"connection uses libvirt's {driver} driver, not QEMU", required=False
         )
-    shown = format_version(version)
-    if version_tuple(version) >= QEMU_TDX_MINIMUM:
-        return Check(name, "pass", f"QEMU {shown}", required=False)
-    return Check(
-        name, "fail",
-        f"QEMU {shown} is older than any TDX-capable QEMU we know (Canonical's 8.2 with TDX "
-        "patches, upstream 10.1)",
-        required=False,
-    )
+    return _version_check(name, "QEMU", version, QEMU_TDX_MINIMUM,
+                          "Canonical's 8.2 with TDX patches, upstream 10.1")
 
 
 def _libvirt_version_text(conn: libvirt.virConnect) -> str:
