@@ -45,7 +45,7 @@ from tests.support import guest as tg
 from tests.support.cleanup import remove_prefixed
 from tests.support.hosts import LibvirtHost
 from tests.support.programs import program
-from tests.support.stack import REPO_ROOT, Result, Stack
+from tests.support.stack import REPO_ROOT, Result, Stack, assert_no_traceback_of_ours
 
 pytestmark = pytest.mark.e2e
 FIXTURE_HOST = REPO_ROOT / "tests" / "fixtures" / "testhost.xml"
@@ -391,18 +391,6 @@ def table(request: pytest.FixtureRequest, libvirt_host: LibvirtHost,
         with connect(uri) as conn:
             remove_prefixed(conn, prefix)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def assert_no_traceback_of_ours(output: str, shown: str) -> None:
-    """No stack dump. One is Pulumi's own, not ours, and seen only under heavy load: the
-    program's RegisterResource RPC races the engine's shutdown after our check failure
-    ("resource monitor shut down while waiting on step's done channel"); our one-line failure
-    is printed before it, and no frame of ours is in it."""
-    if "Traceback" not in output:
-        return
-    _, _, dump = output.partition("Traceback")
-    assert "resource monitor shut down while waiting on step's done channel" in dump, shown
-    assert "tdx_provider" not in dump and "pulumi_tdx" not in dump, shown
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import guest as tg
 from tests.support.programs import program
-from tests.support.stack import REPO_ROOT, Stack, steps
+from tests.support.stack import REPO_ROOT, Stack, assert_no_traceback_of_ours, steps
 
 pytestmark = pytest.mark.e2e
 # The last commit whose SDK declared every resource as `pulumi-python:dynamic:Resource`.
@@ -121,7 +121,7 @@ def test_a_failed_create_shows_one_line_of_ours_and_nothing_before_it(
     assert block[0].startswith("error: pulumi-tdx: Pool 'pool': create failed: libvirt: ")
     assert block[0].endswith("and run again"), block
     assert len(block) == 1, block
-    assert "Traceback" not in result.output
+    assert_no_traceback_of_ours(result.output)
 
 
 def test_a_refused_delete_is_one_line_that_says_what_to_do(
