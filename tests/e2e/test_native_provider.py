@@ -82,6 +82,7 @@ def test_native_stack_goes_up_changes_refreshes_and_goes_down(
         "tdx:index:Pool", "tdx:index:BaseImage", "tdx:index:Overlay", "tdx:index:TrustDomain"}
     assert resources["td"]["outputs"]["memoryMib"] == 256  # camelCase in state
     assert resources["td"]["outputs"]["uri"] == uri  # the provider's
+    assert resources["td"]["inputs"]["__owner"]["stack"] == "test"  # kept, not displayed
     tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
     assert tg.read_banner(outputs["ssh_port"], 30) == tg.SSH_BANNER
 
@@ -131,6 +132,16 @@ def test_native_stack_goes_up_changes_refreshes_and_goes_down(
     assert "stopped by ACPI" in result.output  # the engine's line, under the resource
     assert tg.ACPI_POWEROFF_MARKER in (work_dir / "td.log").read_text()
 
+
+
+def test_a_preview_shows_the_schemas_properties_and_none_of_the_engines_bookkeeping(
+        stack: Stack) -> None:
+    """The owner tag and the auto-name flag reach create and state as ``__owner`` and
+    ``__autoNamed`` (the engine needs them), which Pulumi never displays: a create's preview
+    with every property shown names neither."""
+    shown = stack.preview("--diff").output
+    assert "+ tdx:index:TrustDomain" in shown and "memoryMib" in shown, shown
+    assert not re.search(r"\b(owner|autoNamed|baseCapacity)\b", shown), shown
 
 BAD_PROGRAM = program("native_bad_inputs")  # tests/fixtures/programs/native_bad_inputs
 

@@ -74,3 +74,17 @@ def test_owner_and_type_come_from_the_urn():
     assert _type_name(urn) == "TrustDomain"
     child = "urn:pulumi:dev::proj::my:Component$tdx:index:Pool::pool"
     assert _type_name(child) == "Pool"
+
+
+def test_internal_inputs_travel_under_names_pulumi_never_displays():
+    """The engine's bookkeeping (owner tag, auto-name flag, the base's size known at preview)
+    must reach create and stay in state, but is no property of the schema: on the wire it is
+    ``__<camelCase>``, which Pulumi keeps and hides from previews and diffs (as bridged
+    providers' ``__defaults``). ``mrtd`` is internal too but a schema output: shown."""
+    from tdx_provider.specs import OVERLAY
+
+    plain = {"pool": "p", "owner": {"project": "x"}, "auto_named": True, "base_capacity": 5}
+    wire = from_plain(plain, OVERLAY)
+    assert set(wire) == {"pool", "__owner", "__autoNamed", "__baseCapacity"}
+    assert to_plain(wire, OVERLAY).values == plain
+    assert "mrtd" in from_plain({"mrtd": "ab"}, TRUST_DOMAIN)

@@ -1,6 +1,7 @@
 """Property values on the wire <-> the engine's plain dicts, driven by the spec's types.
 
-Names: the schema's camelCase at the top level and inside named object types; the keys of an
+Names: the schema's camelCase at the top level and inside named object types, and ``__``
+before an internal input (:attr:`~tdx_provider.specs.fields.Field.wire`); the keys of an
 ``any`` value (a cloud-init network config) are the user's and stay as they are. Numbers: the
 wire carries doubles, the engine wants integers back. Unknowns: Pulumi's wire sentinel (or a
 ``Computed`` value) is the engine's :data:`~tdx_provider.checking.UNKNOWN` and back. Secrets:
@@ -28,8 +29,8 @@ class Plain:
     secret: frozenset[str]
 
 
-def _by_camel(fields: Sequence[Field]) -> dict[str, Field]:
-    return {f.camel: f for f in fields}
+def _by_wire(fields: Sequence[Field]) -> dict[str, Field]:
+    return {f.wire: f for f in fields}
 
 
 def _to_plain(value: PropertyValue, type_: Type | None) -> Any:
@@ -54,7 +55,7 @@ def _to_plain(value: PropertyValue, type_: Type | None) -> Any:
 
 def object_to_plain(props: Mapping[str, PropertyValue], fields: Sequence[Field]) -> dict[str, Any]:
     """camelCase properties of ``fields`` -> snake_case plain values (unknown names too)."""
-    known = _by_camel(fields)
+    known = _by_wire(fields)
     result: dict[str, Any] = {}
     for key, value in props.items():
         field = known.get(key)
@@ -64,7 +65,7 @@ def object_to_plain(props: Mapping[str, PropertyValue], fields: Sequence[Field])
 
 
 def to_plain(props: Mapping[str, PropertyValue], spec: ResourceSpec) -> Plain:
-    known = _by_camel(spec.fields)
+    known = _by_wire(spec.fields)
     secret = frozenset(known[k].name if k in known else snake(k)
                        for k, v in props.items() if v.contains_secret())
     return Plain(object_to_plain(props, spec.fields), secret)
@@ -94,7 +95,7 @@ def object_from_plain(values: Mapping[str, Any],
     result: dict[str, PropertyValue] = {}
     for key, value in values.items():
         field = known.get(key)
-        result[field.camel if field else camel(key)] = _from_plain(value,
+        result[field.wire if field else camel(key)] = _from_plain(value,
                                                                     field.type if field else None)
     return result
 
@@ -106,6 +107,6 @@ def from_plain(values: Mapping[str, Any], spec: ResourceSpec,
     result = object_from_plain(values, spec.fields)
     for key in (set(spec.secrets) | secret) & set(values):
         if values[key] is not None:
-            name = known[key].camel if key in known else camel(key)
+            name = known[key].wire if key in known else camel(key)
             result[name] = result[name].with_secret(True)
     return result

@@ -98,6 +98,13 @@ class Field:
         return camel(self.name)
 
     @property
+    def wire(self) -> str:
+        """Its name between the native provider and the Pulumi engine: the schema's, or for an
+        internal input that is no output ``__<camel>``, which Pulumi keeps in the checked
+        inputs and in state but never displays (as bridged providers' ``__defaults``)."""
+        return f"__{self.camel}" if self.internal and not self.output else self.camel
+
+    @property
     def has_default(self) -> bool:
         return self.default is not NO_DEFAULT
 
