@@ -15,7 +15,10 @@ from typing import ClassVar
 
 # Kernel command line for direct boot. loglevel=4 keeps the console log short but still shows
 # warnings and panics; the markers are printed by /init regardless of the log level.
-CMDLINE = "console=ttyS0 loglevel=4"
+# no_timer_check: on a 2-core machine at load 10+, a TCG guest's kernel can fail its IO-APIC
+# timer check and panic ("IO-APIC + timer doesn't work!", 2 of 8 bench guests on 2026-12-02);
+# the check tests the emulated hardware, not what the tests are about.
+CMDLINE = "console=ttyS0 loglevel=4 no_timer_check"
 # Appended to CMDLINE: /init does not start acpid, so only a forced power-off stops the guest.
 IGNORE_ACPI_ARG = "pulumi_tdx_guest.ignore_acpi=1"
 
