@@ -83,6 +83,11 @@ def test_native_stack_goes_up_changes_refreshes_and_goes_down(
     assert resources["td"]["outputs"]["memoryMib"] == 256  # camelCase in state
     assert resources["td"]["outputs"]["uri"] == uri  # the provider's
     assert resources["td"]["inputs"]["__owner"]["stack"] == "test"  # kept, not displayed
+    # what the schema calls required (typed SDKs: no optional) is in every resource's outputs
+    resource_schemas = schema.build()["resources"]
+    for name, resource in resources.items():
+        required = resource_schemas[resource["type"]]["required"]
+        assert all(resource["outputs"].get(k) is not None for k in required), (name, required)
     tg.wait_for_text(work_dir / "td.log", tg.USERSPACE_MARKER, BOOT_TIMEOUT)
     assert tg.read_banner(outputs["ssh_port"], 30) == tg.SSH_BANNER
 

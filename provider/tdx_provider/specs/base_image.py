@@ -41,8 +41,8 @@ BASE_IMAGE = ResourceSpec(
         OWNER,
         AUTO_NAMED,
         output("path", STRING, "Path of the volume on the libvirt host: give it to "
-               "``Overlay(base_image=…)``."),
-        output("key", STRING, "libvirt's key of the volume."),
+               "``Overlay(base_image=…)``.", always=True),
+        output("key", STRING, "libvirt's key of the volume.", always=True),
         output("capacity", INTEGER, "Virtual size in bytes."),
         output("allocation", INTEGER, "Bytes the volume takes on the host."),
     ),

@@ -54,8 +54,9 @@ CLOUD_INIT_SEED = ResourceSpec(
         URI,
         OWNER,
         AUTO_NAMED,
-        output("path", STRING, "Path of the seed volume on the libvirt host."),
-        output("key", STRING, "libvirt's key of the volume."),
+        output("path", STRING, "Path of the seed volume on the libvirt host.",
+               always=True),
+        output("key", STRING, "libvirt's key of the volume.", always=True),
         output("capacity", INTEGER, "Size of the image in bytes."),
         output("sha256", STRING, "SHA-256 of the image as uploaded."),
         output("instance_id", STRING, "meta-data ``instance-id``: ``iid-ptdx-`` and 20 hex "

@@ -72,8 +72,9 @@ class Field:
     ``keep_when_none``: None in the new inputs means "whatever it is now" (a computed value
     such as a detected format or a CID libvirt assigned), so it is no diff.
     ``input``/``output`` say where the property appears; an input is also an output (state
-    holds the checked inputs). ``internal`` properties travel between check and create but are
-    no part of the public schema.
+    holds the checked inputs). ``required``: an input the program must give; for an output
+    (``input=False``), one that every create and read reports. ``internal`` properties travel
+    between check and create but are no part of the public schema.
     """
 
     name: str
@@ -110,10 +111,11 @@ class Field:
 
 
 def output(name: str, type_: Type, description: str, *, secret: bool = False,
-           secret_when: str = "") -> Field:
-    """A property the resource reports and no program sets."""
+           secret_when: str = "", always: bool = False) -> Field:
+    """A property the resource reports and no program sets; ``always``: every create and read
+    reports it (the schema's ``required``, so typed SDKs make it no optional)."""
     return Field(name, type_, description, input=False, change=Change.NONE, secret=secret,
-                 secret_when=secret_when)
+                 secret_when=secret_when, required=always)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ OVERLAY = ResourceSpec(
         # known at preview for a local source (the BaseImage's), so a too-small capacity fails
         Field("base_capacity", INTEGER, "Virtual size of the base image, when known at "
               "preview.", change=Change.NONE, internal=True, output=False),
-        output("path", STRING, "Path of the overlay: give it to ``TrustDomain(overlay=…)``."),
-        output("key", STRING, "libvirt's key of the volume."),
-        output("backing_path", STRING, "Path of the volume backing it."),
+        output("path", STRING, "Path of the overlay: give it to ``TrustDomain(overlay=…)``.",
+               always=True),
+        output("key", STRING, "libvirt's key of the volume.", always=True),
+        output("backing_path", STRING, "Path of the volume backing it.", always=True),
     ),
     id_description="The volume's libvirt key.",
 )

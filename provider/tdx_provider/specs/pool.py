@@ -29,9 +29,9 @@ POOL = ResourceSpec(
               validate=validation.boolean, added_later=True),
         URI,
         OWNER,
-        output("uuid", STRING, "libvirt UUID of the pool."),
+        output("uuid", STRING, "libvirt UUID of the pool.", always=True),
         output("state", STRING, "``running``, ``inactive``, ``building``, ``degraded`` or "
-               "``inaccessible``."),
+               "``inaccessible``.", always=True),
         output("capacity", INTEGER, "Bytes of the filesystem holding the pool."),
         output("allocation", INTEGER, "Bytes allocated in the pool."),
         output("available", INTEGER, "Bytes free in the pool."),

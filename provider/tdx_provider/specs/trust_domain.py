@@ -78,8 +78,9 @@ TRUST_DOMAIN = ResourceSpec(
         Field("ssh_bind_address", STRING, "Host address the SSH forward listens on; "
               "``0.0.0.0`` to reach it from other hosts.", default=defaults.SSH_BIND_ADDRESS,
               validate=td.bind_address),
-        Field("network", STRING, "libvirt network for a second NIC. The SDKs default to the "
-              "``default`` network; None (or omitted where no SDK fills it in) means none.",
+        Field("network", STRING, "libvirt network for a second NIC. The Python SDKs default "
+              "to the ``default`` network; None, or omitted in YAML, Go and TypeScript, means "
+              "none.",
               default=defaults.NETWORK, sdk_default=True, validate=td.network),
         Field("vsock", BOOLEAN, "Attach a vsock device.", default=True,
               validate=validation.boolean),
@@ -128,9 +129,9 @@ TRUST_DOMAIN = ResourceSpec(
               "lowercase hex), computed at preview from the local firmware file; None for "
               "regular VMs and remote hosts. See docs/attestation.md.", change=Change.UPDATE,
               internal=True),
-        output("uuid", STRING, "libvirt UUID of the domain."),
+        output("uuid", STRING, "libvirt UUID of the domain.", always=True),
         output("state", STRING, "libvirt state: ``running``, ``shutoff``, ``paused``… "
-               "(refreshed by ``pulumi refresh``)."),
+               "(refreshed by ``pulumi refresh``).", always=True),
         output("ssh_port", INTEGER, "Host port forwarded to the guest's port 22, read from the "
                "live QEMU forward."),
         output("ip", STRING, "Guest IPv4 on the libvirt network (DHCP lease or ARP), None "

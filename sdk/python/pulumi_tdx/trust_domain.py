@@ -66,8 +66,8 @@ class TrustDomainArgs:
     ssh_bind_address: pulumi.Input[str] = defaults.SSH_BIND_ADDRESS
     """Host address the SSH forward listens on; ``0.0.0.0`` to reach it from other hosts."""
     network: pulumi.Input[str] | None = defaults.NETWORK
-    """libvirt network for a second NIC. The SDKs default to the ``default`` network; None (or
-    omitted where no SDK fills it in) means none."""
+    """libvirt network for a second NIC. The Python SDKs default to the ``default`` network; None,
+    or omitted in YAML, Go and TypeScript, means none."""
     vsock: pulumi.Input[bool] = True
     """Attach a vsock device."""
     cid: pulumi.Input[int] | None = None

@@ -1,0 +1,2 @@
+// Intel TDX trust domains, their disks and storage pools on libvirt.
+package tdx
