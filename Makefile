@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Where `make dist` writes the wheel.
 DIST ?= dist
 
-.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench soak dist docs
+.PHONY: setup demo demo-destroy test test-unit test-libvirt test-e2e lint bench soak dist docs sdks
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,10 @@ test-e2e:
 docs:
 	$(PY) -m tdx_provider.native.docs
 	$(PY) scripts/sync_sdk_docs.py
+
+# sdk/go/tdx and sdk/nodejs from that schema, by Pulumi's code generators (after `make docs`).
+sdks:
+	bash scripts/gen-sdks.sh
 
 lint:
 	.venv/bin/ruff check provider sdk tests examples bench policy scripts
