@@ -41,6 +41,10 @@ NAMES=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource
 # proxy in two versions only (v1.11.1, v1.25.0). v1.25.0 requires pulumi pkg/sdk v3.206.0 and does
 # not compile against v3.274.1 (plugin API changes), so it is built with its own requirements. The
 # language-host gRPC protocol it speaks to the CLI is stable across those releases.
+# The Go language host: a nested module since v3.66 that the Go proxy does not serve, so it is
+# built from the last sdk/v3 release that still holds it. It only builds and runs the program.
+GO_LANGHOST_SDK="${PULUMI_GO_LANGHOST_SDK:-v3.65.0}"
+GO_LANGHOST_DIR="$CACHE_DIR/go-langhost-$GO_LANGHOST_SDK"
 YAML_MODULE="github.com/pulumi/pulumi-yaml"
 YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
 YAML_DIR="$CACHE_DIR/yaml-$YAML_VERSION"
@@ -120,6 +124,31 @@ build_yaml() {
     trap - EXIT
 }
 
+build_go_langhost() {
+    [ -x "$GO_LANGHOST_DIR/pulumi-language-go" ] && return 0
+    local go pkg="github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go"
+    go="$(go_bin)"
+    [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
+    gsrc="$GO_LANGHOST_DIR.src.$$"
+    gstage="$GO_LANGHOST_DIR.tmp.$$"
+    rm -rf "$gsrc" "$gstage"
+    mkdir -p "$gsrc" "$gstage"
+    trap 'rm -rf "$gsrc" "$gstage"' EXIT
+    wrapper_module "$gsrc" "$pkg" "github.com/pulumi/pulumi/sdk/v3 $GO_LANGHOST_SDK"
+    log "building pulumi-language-go of sdk $GO_LANGHOST_SDK (once per machine)"
+    (cd "$gsrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
+        GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
+        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$GO_LANGHOST_SDK" \
+        -o "$gstage/pulumi-language-go" "$pkg")
+    chmod 755 "$gstage/pulumi-language-go"
+    if [ ! -x "$GO_LANGHOST_DIR/pulumi-language-go" ]; then
+        rm -rf "$GO_LANGHOST_DIR"
+        mv "$gstage" "$GO_LANGHOST_DIR" || true  # a concurrent install may have won the race
+    fi
+    rm -rf "$gsrc" "$gstage"
+    trap - EXIT
+}
+
 # --- 1. Reuse a pulumi that is already installed -------------------------------
 if existing="$(command -v pulumi 2>/dev/null)"; then
     existing_dir="$(cd "$(dirname "$existing")" && pwd -P)"
@@ -135,6 +164,12 @@ if existing="$(command -v pulumi 2>/dev/null)"; then
         else
             build_yaml
             link "$YAML_DIR/pulumi-language-yaml" pulumi-language-yaml
+        fi
+        if [ -x "$existing_dir/pulumi-language-go" ]; then
+            link "$existing_dir/pulumi-language-go" pulumi-language-go
+        else
+            build_go_langhost
+            link "$GO_LANGHOST_DIR/pulumi-language-go" pulumi-language-go
         fi
         wrap_cli "$existing_dir/pulumi"
         exit 0
@@ -197,6 +232,7 @@ if [ "$complete" = 0 ]; then
     build
 fi
 build_yaml
+build_go_langhost
 
 # --- 3. The language-host launcher (legacy v3.68 host only) ------------------------
 # A bin set beside the CLI build: hard links of the four files, the v3.68 host renamed to
@@ -212,9 +248,9 @@ bin_set="$CACHE_DIR/bin"
 if [ -z "$LANGHOST_VERSION" ]; then
     launcher_hash="$(cat "$LAUNCHER_SRC"/*.go "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
         | sha256sum | cut -c1-12)"
-    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION"
+    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION-go-$GO_LANGHOST_SDK"
     if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ] \
-        || [ ! -x "$bin_set/pulumi-language-yaml" ]; then
+        || [ ! -x "$bin_set/pulumi-language-yaml" ] || [ ! -x "$bin_set/pulumi-language-go" ]; then
         go="$(go_bin)"
         set_stage="$bin_set.tmp.$$"
         rm -rf "$set_stage"
@@ -228,6 +264,8 @@ if [ -z "$LANGHOST_VERSION" ]; then
             2>/dev/null || cp -p "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host"
         ln "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml" 2>/dev/null \
             || cp -p "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml"
+        ln "$GO_LANGHOST_DIR/pulumi-language-go" "$set_stage/pulumi-language-go" 2>/dev/null \
+            || cp -p "$GO_LANGHOST_DIR/pulumi-language-go" "$set_stage/pulumi-language-go"
         log "building the language-host launcher ($LAUNCHER_SRC)"
         (cd "$LAUNCHER_SRC" && GOFLAGS="-mod=readonly" GOTOOLCHAIN=local \
             "$go" build -trimpath -o "$set_stage/pulumi-language-python" .)
@@ -247,7 +285,11 @@ if [ ! -x "$bin_set/pulumi-language-yaml" ]; then
     ln "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml" 2>/dev/null \
         || cp -p "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml"
 fi
-for name in "${NAMES[@]}" pulumi-language-yaml; do
+if [ ! -x "$bin_set/pulumi-language-go" ]; then
+    ln "$GO_LANGHOST_DIR/pulumi-language-go" "$bin_set/pulumi-language-go" 2>/dev/null \
+        || cp -p "$GO_LANGHOST_DIR/pulumi-language-go" "$bin_set/pulumi-language-go"
+fi
+for name in "${NAMES[@]}" pulumi-language-yaml pulumi-language-go; do
     [ "$name" = pulumi ] || link "$bin_set/$name" "$name"
 done
 wrap_cli "$bin_set/pulumi"
