@@ -4,9 +4,9 @@ Pulumi runs it with the engine's address as an argument and reads the port it li
 the first line of stdout. Start-up is a fixed cost of every Pulumi command, so this module
 imports only grpc: GetSchema and GetPluginInfo are answered from a file and a constant,
 Handshake (the CLI's first call, which Pulumi's experimental provider server does not implement)
-is refused as that server would refuse it, and the Pulumi SDK, the engine and libvirt are
-imported in a background thread as soon as the port is out (:mod:`.server`), so that import
-overlaps the engine's own start-up instead of delaying the first real call.
+is refused as that server would refuse it, and the Pulumi SDK, the engine's controllers and
+libvirt are imported in a background thread as soon as the port is out (:mod:`.server`), so
+that import overlaps the engine's own start-up instead of delaying the first real call.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ async def _handshake(_request: bytes, context: Any) -> bytes:
 
 
 def _prewarm() -> None:
-    """Import the full server off the critical path (a failure shows at the first real call)."""
+    """Import the full server and the resource controllers (libvirt, lxml, Jinja2 with them)
+    off the critical path, so the first Check does not pay for them (a failure shows at the
+    first real call)."""
     with contextlib.suppress(Exception):
-        import tdx_provider.native.server  # noqa: F401
+        import tdx_provider.native.server
+        import tdx_provider.resources  # noqa: F401
 
 
 async def _plugin_info(_request: bytes, _context: Any) -> bytes:
