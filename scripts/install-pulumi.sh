@@ -5,7 +5,8 @@
 #
 # Result in BIN_DIR: pulumi (a wrapper that resets SIGINT, see wrap_cli), pulumi-language-python,
 # pulumi-language-python-exec,
-# pulumi-resource-pulumi-python, pulumi-language-yaml (runtime: yaml programs).
+# pulumi-resource-pulumi-python, pulumi-language-yaml (runtime: yaml programs),
+# pulumi-language-nodejs (runtime: nodejs programs, the TypeScript SDK in sdk/nodejs).
 #
 # 1. If a pulumi is already on PATH (and it is not ours), link the plugins beside it.
 # 2. Otherwise build from the Go module proxy (the only registry we can reach for Pulumi),
@@ -44,6 +45,12 @@ NAMES=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource
 YAML_MODULE="github.com/pulumi/pulumi-yaml"
 YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
 YAML_DIR="$CACHE_DIR/yaml-$YAML_VERSION"
+# The Node.js language host: like the Python one, a nested module since v3.69 that our Go proxy
+# does not serve, so it is built from the last sdk/v3 release that still contained it as a
+# package. It runs programs on a current @pulumi/pulumi (examples/typescript pins one; the
+# program's own node_modules supplies the runtime, the host only starts it) and needs no launcher.
+NODEJS_LANGHOST_SDK="${PULUMI_NODEJS_LANGHOST_SDK:-v3.68.0}"
+NODEJS_DIR="$CACHE_DIR/nodejs-sdk-$NODEJS_LANGHOST_SDK"
 
 log() { printf 'install-pulumi: %s\n' "$*" >&2; }
 
@@ -120,6 +127,33 @@ build_yaml() {
     trap - EXIT
 }
 
+# build_nodejs: $NODEJS_DIR/pulumi-language-nodejs, built once per machine. Swapped in whole.
+build_nodejs() {
+    [ -x "$NODEJS_DIR/pulumi-language-nodejs" ] && return 0
+    local go pkg="github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"
+    go="$(go_bin)"
+    [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
+    # Globals, not locals: the EXIT trap runs after the function is gone.
+    nsrc="$NODEJS_DIR.src.$$"
+    nstage="$NODEJS_DIR.tmp.$$"
+    rm -rf "$nsrc" "$nstage"
+    mkdir -p "$nsrc" "$nstage"
+    trap 'rm -rf "$nsrc" "$nstage"' EXIT
+    wrapper_module "$nsrc" "$pkg" "github.com/pulumi/pulumi/sdk/v3 $NODEJS_LANGHOST_SDK"
+    log "building pulumi-language-nodejs from sdk/v3 $NODEJS_LANGHOST_SDK (once per machine)"
+    (cd "$nsrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
+        GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
+        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$NODEJS_LANGHOST_SDK" \
+        -o "$nstage/pulumi-language-nodejs" "$pkg")
+    chmod 755 "$nstage/pulumi-language-nodejs"
+    if [ ! -x "$NODEJS_DIR/pulumi-language-nodejs" ]; then
+        rm -rf "$NODEJS_DIR"
+        mv "$nstage" "$NODEJS_DIR" || true  # a concurrent install may have won the race
+    fi
+    rm -rf "$nsrc" "$nstage"
+    trap - EXIT
+}
+
 # --- 1. Reuse a pulumi that is already installed -------------------------------
 if existing="$(command -v pulumi 2>/dev/null)"; then
     existing_dir="$(cd "$(dirname "$existing")" && pwd -P)"
@@ -135,6 +169,12 @@ if existing="$(command -v pulumi 2>/dev/null)"; then
         else
             build_yaml
             link "$YAML_DIR/pulumi-language-yaml" pulumi-language-yaml
+        fi
+        if [ -x "$existing_dir/pulumi-language-nodejs" ]; then
+            link "$existing_dir/pulumi-language-nodejs" pulumi-language-nodejs
+        else
+            build_nodejs
+            link "$NODEJS_DIR/pulumi-language-nodejs" pulumi-language-nodejs
         fi
         wrap_cli "$existing_dir/pulumi"
         exit 0
@@ -197,24 +237,26 @@ if [ "$complete" = 0 ]; then
     build
 fi
 build_yaml
+build_nodejs
 
 # --- 3. The language-host launcher (legacy v3.68 host only) ------------------------
 # A bin set beside the CLI build: hard links of the four files, the v3.68 host renamed to
 # pulumi-language-python-host, and the launcher as pulumi-language-python. All must sit in one
 # directory: the CLI prefers the language host found next to its own resolved path, and the
 # v3.68 host finds pulumi-language-python-exec next to its own. Keyed by the launcher's source
-# hash (and the YAML host's version), so a changed launcher is rebuilt and a finished set is never
-# modified (other checkouts may be using it). pulumi-language-yaml is in the set too: the CLI
-# looks for its bundled language hosts beside its own resolved path and warns ("using
-# pulumi-language-yaml from $PATH ... expected ...") when the one on PATH resolves elsewhere.
+# hash (and the YAML and Node.js hosts' versions), so a changed launcher is rebuilt and a finished
+# set is never modified (other checkouts may be using it). pulumi-language-yaml and
+# pulumi-language-nodejs are in the set too: the CLI looks for its bundled language hosts beside
+# its own resolved path and warns ("using pulumi-language-yaml from $PATH ... expected ...") when
+# the one on PATH resolves elsewhere.
 LAUNCHER_SRC="$REPO_ROOT/scripts/langhost-launcher"
 bin_set="$CACHE_DIR/bin"
 if [ -z "$LANGHOST_VERSION" ]; then
     launcher_hash="$(cat "$LAUNCHER_SRC"/*.go "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
         | sha256sum | cut -c1-12)"
-    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION"
+    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION-nodejs-$NODEJS_LANGHOST_SDK"
     if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ] \
-        || [ ! -x "$bin_set/pulumi-language-yaml" ]; then
+        || [ ! -x "$bin_set/pulumi-language-yaml" ] || [ ! -x "$bin_set/pulumi-language-nodejs" ]; then
         go="$(go_bin)"
         set_stage="$bin_set.tmp.$$"
         rm -rf "$set_stage"
@@ -228,6 +270,8 @@ if [ -z "$LANGHOST_VERSION" ]; then
             2>/dev/null || cp -p "$CACHE_DIR/bin/pulumi-language-python" "$set_stage/pulumi-language-python-host"
         ln "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml" 2>/dev/null \
             || cp -p "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml"
+        ln "$NODEJS_DIR/pulumi-language-nodejs" "$set_stage/pulumi-language-nodejs" 2>/dev/null \
+            || cp -p "$NODEJS_DIR/pulumi-language-nodejs" "$set_stage/pulumi-language-nodejs"
         log "building the language-host launcher ($LAUNCHER_SRC)"
         (cd "$LAUNCHER_SRC" && GOFLAGS="-mod=readonly" GOTOOLCHAIN=local \
             "$go" build -trimpath -o "$set_stage/pulumi-language-python" .)
@@ -247,7 +291,11 @@ if [ ! -x "$bin_set/pulumi-language-yaml" ]; then
     ln "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml" 2>/dev/null \
         || cp -p "$YAML_DIR/pulumi-language-yaml" "$bin_set/pulumi-language-yaml"
 fi
-for name in "${NAMES[@]}" pulumi-language-yaml; do
+if [ ! -x "$bin_set/pulumi-language-nodejs" ]; then
+    ln "$NODEJS_DIR/pulumi-language-nodejs" "$bin_set/pulumi-language-nodejs" 2>/dev/null \
+        || cp -p "$NODEJS_DIR/pulumi-language-nodejs" "$bin_set/pulumi-language-nodejs"
+fi
+for name in "${NAMES[@]}" pulumi-language-yaml pulumi-language-nodejs; do
     [ "$name" = pulumi ] || link "$bin_set/$name" "$name"
 done
 wrap_cli "$bin_set/pulumi"
