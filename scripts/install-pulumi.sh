@@ -5,7 +5,9 @@
 #
 # Result in BIN_DIR: pulumi (a wrapper that resets SIGINT, see wrap_cli), pulumi-language-python,
 # pulumi-language-python-exec,
-# pulumi-resource-pulumi-python, pulumi-language-yaml (runtime: yaml programs).
+# pulumi-resource-pulumi-python, pulumi-language-yaml (runtime: yaml programs),
+# pulumi-language-nodejs (runtime: nodejs programs, the TypeScript SDK in sdk/nodejs),
+# pulumi-language-go (runtime: go programs, the Go SDK in sdk/go).
 #
 # 1. If a pulumi is already on PATH (and it is not ours), link the plugins beside it.
 # 2. Otherwise build from the Go module proxy (the only registry we can reach for Pulumi),
@@ -41,13 +43,19 @@ NAMES=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource
 # proxy in two versions only (v1.11.1, v1.25.0). v1.25.0 requires pulumi pkg/sdk v3.206.0 and does
 # not compile against v3.274.1 (plugin API changes), so it is built with its own requirements. The
 # language-host gRPC protocol it speaks to the CLI is stable across those releases.
+YAML_MODULE="github.com/pulumi/pulumi-yaml"
+YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
+YAML_DIR="$CACHE_DIR/yaml-$YAML_VERSION"
+# The Node.js language host: like the Python one, a nested module since v3.69 that our Go proxy
+# does not serve, so it is built from the last sdk/v3 release that still contained it as a
+# package. It runs programs on a current @pulumi/pulumi (examples/typescript pins one; the
+# program's own node_modules supplies the runtime, the host only starts it) and needs no launcher.
+NODEJS_LANGHOST_SDK="${PULUMI_NODEJS_LANGHOST_SDK:-v3.68.0}"
+NODEJS_DIR="$CACHE_DIR/nodejs-sdk-$NODEJS_LANGHOST_SDK"
 # The Go language host: a nested module since v3.66 that the Go proxy does not serve, so it is
 # built from the last sdk/v3 release that still holds it. It only builds and runs the program.
 GO_LANGHOST_SDK="${PULUMI_GO_LANGHOST_SDK:-v3.65.0}"
 GO_LANGHOST_DIR="$CACHE_DIR/go-langhost-$GO_LANGHOST_SDK"
-YAML_MODULE="github.com/pulumi/pulumi-yaml"
-YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
-YAML_DIR="$CACHE_DIR/yaml-$YAML_VERSION"
 
 log() { printf 'install-pulumi: %s\n' "$*" >&2; }
 
@@ -124,29 +132,43 @@ build_yaml() {
     trap - EXIT
 }
 
-build_go_langhost() {
-    [ -x "$GO_LANGHOST_DIR/pulumi-language-go" ] && return 0
-    local go pkg="github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go"
+# build_sdk_langhost DIR VERSION PACKAGE: DIR/<package's last element>, the language host
+# PACKAGE of sdk/v3 VERSION, built once per machine and swapped in whole.
+build_sdk_langhost() {
+    local dir="$1" version="$2" pkg="$3" name go
+    name="$(basename "$pkg")"
+    [ -x "$dir/$name" ] && return 0
     go="$(go_bin)"
     [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
-    gsrc="$GO_LANGHOST_DIR.src.$$"
-    gstage="$GO_LANGHOST_DIR.tmp.$$"
-    rm -rf "$gsrc" "$gstage"
-    mkdir -p "$gsrc" "$gstage"
-    trap 'rm -rf "$gsrc" "$gstage"' EXIT
-    wrapper_module "$gsrc" "$pkg" "github.com/pulumi/pulumi/sdk/v3 $GO_LANGHOST_SDK"
-    log "building pulumi-language-go of sdk $GO_LANGHOST_SDK (once per machine)"
-    (cd "$gsrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
+    # Globals, not locals: the EXIT trap runs after the function is gone.
+    lsrc="$dir.src.$$"
+    lstage="$dir.tmp.$$"
+    rm -rf "$lsrc" "$lstage"
+    mkdir -p "$lsrc" "$lstage"
+    trap 'rm -rf "$lsrc" "$lstage"' EXIT
+    wrapper_module "$lsrc" "$pkg" "github.com/pulumi/pulumi/sdk/v3 $version"
+    log "building $name from sdk/v3 $version (once per machine)"
+    (cd "$lsrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
         GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
-        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$GO_LANGHOST_SDK" \
-        -o "$gstage/pulumi-language-go" "$pkg")
-    chmod 755 "$gstage/pulumi-language-go"
-    if [ ! -x "$GO_LANGHOST_DIR/pulumi-language-go" ]; then
-        rm -rf "$GO_LANGHOST_DIR"
-        mv "$gstage" "$GO_LANGHOST_DIR" || true  # a concurrent install may have won the race
+        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+        -o "$lstage/$name" "$pkg")
+    chmod 755 "$lstage/$name"
+    if [ ! -x "$dir/$name" ]; then
+        rm -rf "$dir"
+        mv "$lstage" "$dir" || true  # a concurrent install may have won the race
     fi
-    rm -rf "$gsrc" "$gstage"
+    rm -rf "$lsrc" "$lstage"
     trap - EXIT
+}
+
+build_go_langhost() {
+    build_sdk_langhost "$GO_LANGHOST_DIR" "$GO_LANGHOST_SDK" \
+        github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go
+}
+
+build_nodejs() {
+    build_sdk_langhost "$NODEJS_DIR" "$NODEJS_LANGHOST_SDK" \
+        github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
 }
 
 # --- 1. Reuse a pulumi that is already installed -------------------------------
@@ -170,6 +192,12 @@ if existing="$(command -v pulumi 2>/dev/null)"; then
         else
             build_go_langhost
             link "$GO_LANGHOST_DIR/pulumi-language-go" pulumi-language-go
+        fi
+        if [ -x "$existing_dir/pulumi-language-nodejs" ]; then
+            link "$existing_dir/pulumi-language-nodejs" pulumi-language-nodejs
+        else
+            build_nodejs
+            link "$NODEJS_DIR/pulumi-language-nodejs" pulumi-language-nodejs
         fi
         wrap_cli "$existing_dir/pulumi"
         exit 0
@@ -233,24 +261,27 @@ if [ "$complete" = 0 ]; then
 fi
 build_yaml
 build_go_langhost
+build_nodejs
 
 # --- 3. The language-host launcher (legacy v3.68 host only) ------------------------
 # A bin set beside the CLI build: hard links of the four files, the v3.68 host renamed to
 # pulumi-language-python-host, and the launcher as pulumi-language-python. All must sit in one
 # directory: the CLI prefers the language host found next to its own resolved path, and the
 # v3.68 host finds pulumi-language-python-exec next to its own. Keyed by the launcher's source
-# hash (and the YAML host's version), so a changed launcher is rebuilt and a finished set is never
-# modified (other checkouts may be using it). pulumi-language-yaml is in the set too: the CLI
-# looks for its bundled language hosts beside its own resolved path and warns ("using
-# pulumi-language-yaml from $PATH ... expected ...") when the one on PATH resolves elsewhere.
+# hash (and the YAML, Go and Node.js hosts' versions), so a changed launcher is rebuilt and a
+# finished set is never modified (other checkouts may be using it). pulumi-language-yaml, -go and
+# -nodejs are in the set too: the CLI looks for its bundled language hosts beside
+# its own resolved path and warns ("using pulumi-language-yaml from $PATH ... expected ...") when
+# the one on PATH resolves elsewhere.
 LAUNCHER_SRC="$REPO_ROOT/scripts/langhost-launcher"
 bin_set="$CACHE_DIR/bin"
 if [ -z "$LANGHOST_VERSION" ]; then
     launcher_hash="$(cat "$LAUNCHER_SRC"/*.go "$LAUNCHER_SRC/go.mod" "$LAUNCHER_SRC/go.sum" \
         | sha256sum | cut -c1-12)"
-    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION-go-$GO_LANGHOST_SDK"
+    bin_set="$CACHE_DIR/bin-launcher-$launcher_hash-yaml-$YAML_VERSION-go-$GO_LANGHOST_SDK-nodejs-$NODEJS_LANGHOST_SDK"
     if [ ! -x "$bin_set/pulumi-language-python" ] || [ ! -x "$bin_set/pulumi-language-python-host" ] \
-        || [ ! -x "$bin_set/pulumi-language-yaml" ] || [ ! -x "$bin_set/pulumi-language-go" ]; then
+        || [ ! -x "$bin_set/pulumi-language-yaml" ] || [ ! -x "$bin_set/pulumi-language-go" ] \
+        || [ ! -x "$bin_set/pulumi-language-nodejs" ]; then
         go="$(go_bin)"
         set_stage="$bin_set.tmp.$$"
         rm -rf "$set_stage"
@@ -266,6 +297,8 @@ if [ -z "$LANGHOST_VERSION" ]; then
             || cp -p "$YAML_DIR/pulumi-language-yaml" "$set_stage/pulumi-language-yaml"
         ln "$GO_LANGHOST_DIR/pulumi-language-go" "$set_stage/pulumi-language-go" 2>/dev/null \
             || cp -p "$GO_LANGHOST_DIR/pulumi-language-go" "$set_stage/pulumi-language-go"
+        ln "$NODEJS_DIR/pulumi-language-nodejs" "$set_stage/pulumi-language-nodejs" 2>/dev/null \
+            || cp -p "$NODEJS_DIR/pulumi-language-nodejs" "$set_stage/pulumi-language-nodejs"
         log "building the language-host launcher ($LAUNCHER_SRC)"
         (cd "$LAUNCHER_SRC" && GOFLAGS="-mod=readonly" GOTOOLCHAIN=local \
             "$go" build -trimpath -o "$set_stage/pulumi-language-python" .)
@@ -289,7 +322,11 @@ if [ ! -x "$bin_set/pulumi-language-go" ]; then
     ln "$GO_LANGHOST_DIR/pulumi-language-go" "$bin_set/pulumi-language-go" 2>/dev/null \
         || cp -p "$GO_LANGHOST_DIR/pulumi-language-go" "$bin_set/pulumi-language-go"
 fi
-for name in "${NAMES[@]}" pulumi-language-yaml pulumi-language-go; do
+if [ ! -x "$bin_set/pulumi-language-nodejs" ]; then
+    ln "$NODEJS_DIR/pulumi-language-nodejs" "$bin_set/pulumi-language-nodejs" 2>/dev/null \
+        || cp -p "$NODEJS_DIR/pulumi-language-nodejs" "$bin_set/pulumi-language-nodejs"
+fi
+for name in "${NAMES[@]}" pulumi-language-yaml pulumi-language-go pulumi-language-nodejs; do
     [ "$name" = pulumi ] || link "$bin_set/$name" "$name"
 done
 wrap_cli "$bin_set/pulumi"

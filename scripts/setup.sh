@@ -24,6 +24,9 @@ step "Pulumi CLI and Python plugins (.venv/bin)"
 bash scripts/install-pulumi.sh .venv/bin
 pulumi version
 
+step "TypeScript SDK (sdk/nodejs/bin) and examples/typescript/node_modules"
+bash scripts/setup-typescript.sh
+
 step "tiny test guest ($PULUMI_TDX_CACHE/guest)"
 bash scripts/build-test-guest.sh
 

@@ -76,6 +76,11 @@ def test_second_setup_changes_nothing() -> None:
         REPO_ROOT / ".venv" / ".pulumi-tdx-installed",
         (REPO_ROOT / ".venv" / "bin" / "pulumi").resolve(),
         (REPO_ROOT / ".venv" / "bin" / "pulumi-language-python").resolve(),
+        (REPO_ROOT / ".venv" / "bin" / "pulumi-language-nodejs").resolve(),
+        (REPO_ROOT / ".venv" / "bin" / "pulumi-language-go").resolve(),
+        # scripts/setup-typescript.sh: npm and tsc ran once and do not run again
+        REPO_ROOT / "examples" / "typescript" / "node_modules" / ".pulumi-tdx-lock",
+        REPO_ROOT / "sdk" / "nodejs" / "bin" / "index.js",
         cache_dir() / "vmlinuz",
         cache_dir() / "initramfs.cpio.gz",
         cache_dir() / "base.qcow2",

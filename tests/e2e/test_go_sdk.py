@@ -5,6 +5,7 @@ SDKs (Go and Node.js) are what the generators make of today's schema."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -70,8 +71,16 @@ def test_go_example_goes_up_previews_a_replacement_and_goes_down(
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*")
-            if path.is_file() and not NOT_GENERATED & set(path.relative_to(root).parts)}
+    """relative path -> content of the generated files under ``root`` (a build's beside them
+    is not walked)."""
+    files: dict[str, bytes] = {}
+    for folder, subfolders, names in os.walk(root):
+        if Path(folder) == root:
+            subfolders[:] = [d for d in subfolders if d not in NOT_GENERATED]
+        for name in names:
+            path = Path(folder) / name
+            files[str(path.relative_to(root))] = path.read_bytes()
+    return files
 
 
 def _differences(made: Path, committed: Path) -> list[str]:
