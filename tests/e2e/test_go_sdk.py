@@ -16,11 +16,12 @@ import pytest
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.e2e.test_native_provider import detailed_diff
 from tests.support import guest as tg
-from tests.support.stack import REPO_ROOT, Stack, steps
+from tests.support.stack import REPO_ROOT, VENV, Stack, steps
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = REPO_ROOT / "examples" / "go"
 URI = "qemu:///system"
+PLUGIN_PATH = "path: ../../.venv/bin"
 GENERATED = {"go/tdx": REPO_ROOT / "sdk" / "go" / "tdx", "nodejs": REPO_ROOT / "sdk" / "nodejs"}
 NOT_GENERATED = {"node_modules", "bin"}  # what building the Node.js SDK adds beside it
 
@@ -31,7 +32,10 @@ def go_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
     assert shutil.which("pulumi-language-go"), "no pulumi-language-go: run `make setup`"
     stack = make_stack("", project="pulumi-tdx-go")  # the example's project name
     (stack.project_dir / "__main__.py").unlink()
-    (stack.project_dir / "Pulumi.yaml").write_text((EXAMPLE / "Pulumi.yaml").read_text())
+    project = (EXAMPLE / "Pulumi.yaml").read_text()
+    assert PLUGIN_PATH in project
+    (stack.project_dir / "Pulumi.yaml").write_text(
+        project.replace(PLUGIN_PATH, f"path: {VENV / 'bin'}"))
     for name in ("main.go", "go.sum"):
         shutil.copy(EXAMPLE / name, stack.project_dir / name)
     go_mod = (EXAMPLE / "go.mod").read_text()
@@ -49,7 +53,8 @@ def go_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
 
 def test_go_example_goes_up_previews_a_replacement_and_goes_down(
         go_stack: Stack, e2e_id: str, work_dir: Path) -> None:
-    go_stack.up()
+    up = go_stack.up()
+    assert "from $PATH" not in up.output  # the plugin by path, each language host beside the CLI
     outputs = go_stack.outputs()
     assert outputs["state"] == "running"
     assert outputs["name"] == f"{e2e_id}-td"
