@@ -104,38 +104,12 @@ wrapper_module() {
 
 go_bin() { command -v go 2>/dev/null || echo /usr/local/go/bin/go; }
 
-# build_yaml: $YAML_DIR/pulumi-language-yaml, built once per machine (minutes on 2 cores).
-# Swapped in whole, like the CLI.
-build_yaml() {
-    [ -x "$YAML_DIR/pulumi-language-yaml" ] && return 0
-    local go
-    go="$(go_bin)"
-    [ -x "$go" ] || { log "go not found (need Go >= 1.26)"; exit 1; }
-    ysrc="$YAML_DIR.src.$$"
-    ystage="$YAML_DIR.tmp.$$"
-    rm -rf "$ysrc" "$ystage"
-    mkdir -p "$ysrc" "$ystage"
-    trap 'rm -rf "$ysrc" "$ystage"' EXIT
-    # Globals, not locals: the EXIT trap runs after the function is gone.
-    wrapper_module "$ysrc" "$YAML_MODULE/cmd/pulumi-language-yaml" "$YAML_MODULE $YAML_VERSION"
-    log "building pulumi-language-yaml $YAML_VERSION (once per machine)"
-    (cd "$ysrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
-        GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
-        -ldflags "-X $YAML_MODULE/pkg/version.Version=$YAML_VERSION" \
-        -o "$ystage/pulumi-language-yaml" "$YAML_MODULE/cmd/pulumi-language-yaml")
-    chmod 755 "$ystage/pulumi-language-yaml"
-    if [ ! -x "$YAML_DIR/pulumi-language-yaml" ]; then
-        rm -rf "$YAML_DIR"
-        mv "$ystage" "$YAML_DIR" || true  # a concurrent install may have won the race
-    fi
-    rm -rf "$ysrc" "$ystage"
-    trap - EXIT
-}
-
-# build_sdk_langhost DIR VERSION PACKAGE: DIR/<package's last element>, the language host
-# PACKAGE of sdk/v3 VERSION, built once per machine and swapped in whole.
-build_sdk_langhost() {
-    local dir="$1" version="$2" pkg="$3" name go
+# build_langhost DIR PACKAGE REQUIREMENT VERSION_FLAG: DIR/<PACKAGE's last element>, built once
+# per machine (minutes on 2 cores for YAML) from a wrapper module that requires REQUIREMENT
+# ("module version"), with VERSION_FLAG ("pkg.Var=version") linked in. Swapped in whole, like
+# the CLI, so a failed build leaves nothing that could look like a result.
+build_langhost() {
+    local dir="$1" pkg="$2" requirement="$3" version_flag="$4" name go
     name="$(basename "$pkg")"
     [ -x "$dir/$name" ] && return 0
     go="$(go_bin)"
@@ -146,12 +120,11 @@ build_sdk_langhost() {
     rm -rf "$lsrc" "$lstage"
     mkdir -p "$lsrc" "$lstage"
     trap 'rm -rf "$lsrc" "$lstage"' EXIT
-    wrapper_module "$lsrc" "$pkg" "github.com/pulumi/pulumi/sdk/v3 $version"
-    log "building $name from sdk/v3 $version (once per machine)"
+    wrapper_module "$lsrc" "$pkg" "$requirement"
+    log "building $name of $requirement (once per machine)"
     (cd "$lsrc" && GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" mod tidy && \
         GOFLAGS="-mod=mod" GOTOOLCHAIN=local "$go" build -trimpath \
-        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
-        -o "$lstage/$name" "$pkg")
+        -ldflags "-X $version_flag" -o "$lstage/$name" "$pkg")
     chmod 755 "$lstage/$name"
     if [ ! -x "$dir/$name" ]; then
         rm -rf "$dir"
@@ -161,14 +134,21 @@ build_sdk_langhost() {
     trap - EXIT
 }
 
+SDK_VERSION_VAR="github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
+
+build_yaml() {
+    build_langhost "$YAML_DIR" "$YAML_MODULE/cmd/pulumi-language-yaml" \
+        "$YAML_MODULE $YAML_VERSION" "$YAML_MODULE/pkg/version.Version=$YAML_VERSION"
+}
+
 build_go_langhost() {
-    build_sdk_langhost "$GO_LANGHOST_DIR" "$GO_LANGHOST_SDK" \
-        github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go
+    build_langhost "$GO_LANGHOST_DIR" github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go \
+        "github.com/pulumi/pulumi/sdk/v3 $GO_LANGHOST_SDK" "$SDK_VERSION_VAR=$GO_LANGHOST_SDK"
 }
 
 build_nodejs() {
-    build_sdk_langhost "$NODEJS_DIR" "$NODEJS_LANGHOST_SDK" \
-        github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+    build_langhost "$NODEJS_DIR" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
+        "github.com/pulumi/pulumi/sdk/v3 $NODEJS_LANGHOST_SDK" "$SDK_VERSION_VAR=$NODEJS_LANGHOST_SDK"
 }
 
 # --- 1. Reuse a pulumi that is already installed -------------------------------

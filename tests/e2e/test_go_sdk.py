@@ -16,12 +16,12 @@ import pytest
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.e2e.test_native_provider import detailed_diff
 from tests.support import guest as tg
-from tests.support.stack import REPO_ROOT, VENV, Stack, steps
+from tests.support.examples import EXAMPLES, example_stack, guest_config
+from tests.support.stack import REPO_ROOT, Stack, steps
 
 pytestmark = pytest.mark.e2e
-EXAMPLE = REPO_ROOT / "examples" / "go"
+EXAMPLE = EXAMPLES / "go"
 URI = "qemu:///system"
-PLUGIN_PATH = "path: ../../.venv/bin"
 GENERATED = {"go/tdx": REPO_ROOT / "sdk" / "go" / "tdx", "nodejs": REPO_ROOT / "sdk" / "nodejs"}
 NOT_GENERATED = {"node_modules", "bin"}  # what building the Node.js SDK adds beside it
 
@@ -30,24 +30,13 @@ NOT_GENERATED = {"node_modules", "bin"}  # what building the Node.js SDK adds be
 def go_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
              guest: tg.TestGuest) -> Stack:
     assert shutil.which("pulumi-language-go"), "no pulumi-language-go: run `make setup`"
-    stack = make_stack("", project="pulumi-tdx-go")  # the example's project name
-    (stack.project_dir / "__main__.py").unlink()
-    project = (EXAMPLE / "Pulumi.yaml").read_text()
-    assert PLUGIN_PATH in project
-    (stack.project_dir / "Pulumi.yaml").write_text(
-        project.replace(PLUGIN_PATH, f"path: {VENV / 'bin'}"))
-    for name in ("main.go", "go.sum"):
-        shutil.copy(EXAMPLE / name, stack.project_dir / name)
+    stack = example_stack(make_stack, "go", "pulumi-tdx-go", ("main.go", "go.sum"))
     go_mod = (EXAMPLE / "go.mod").read_text()
     assert "=> ../../sdk/go" in go_mod
     (stack.project_dir / "go.mod").write_text(
         go_mod.replace("=> ../../sdk/go", f"=> {REPO_ROOT / 'sdk' / 'go'}"))
     stack.env.update(GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
-    stack.config({"prefix": e2e_id, "poolPath": str(work_dir / "pool"),
-                  "baseImage": str(guest.base_image), "kernel": str(guest.kernel),
-                  "initrd": str(guest.initrd), "cmdline": tg.CMDLINE, "tdx": "false",
-                  "domainType": "qemu", "vsock": "false", "memoryMib": 256, "vcpus": 1,
-                  "consoleLog": str(work_dir / "td.log")})
+    stack.config(guest_config(e2e_id, work_dir, guest))
     return stack
 
 

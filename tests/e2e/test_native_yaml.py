@@ -14,11 +14,11 @@ import pytest
 
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.support import guest as tg
+from tests.support.examples import example_stack, guest_config
 from tests.support.programs import PROGRAMS
-from tests.support.stack import REPO_ROOT, Stack, steps
+from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
-EXAMPLE = REPO_ROOT / "examples" / "yaml" / "Pulumi.yaml"
 URI = "qemu:///system"
 
 
@@ -26,14 +26,8 @@ URI = "qemu:///system"
 def yaml_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
                guest: tg.TestGuest) -> Stack:
     assert shutil.which("pulumi-language-yaml"), "no pulumi-language-yaml: run `make setup`"
-    stack = make_stack("", project="pulumi-tdx-yaml")  # the example's project name
-    (stack.project_dir / "Pulumi.yaml").write_text(EXAMPLE.read_text())
-    (stack.project_dir / "__main__.py").unlink()
-    stack.config({"prefix": e2e_id, "poolPath": str(work_dir / "pool"),
-                  "baseImage": str(guest.base_image), "kernel": str(guest.kernel),
-                  "initrd": str(guest.initrd), "cmdline": tg.CMDLINE, "tdx": "false",
-                  "domainType": "qemu", "vsock": "false", "memoryMib": 256, "vcpus": 1,
-                  "consoleLog": str(work_dir / "td.log")})
+    stack = example_stack(make_stack, "yaml", "pulumi-tdx-yaml")
+    stack.config(guest_config(e2e_id, work_dir, guest))
     return stack
 
 

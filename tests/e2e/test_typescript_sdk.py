@@ -15,12 +15,11 @@ import pytest
 
 from tests.e2e.test_lifecycle import libvirt_names
 from tests.support import guest as tg
-from tests.support.stack import REPO_ROOT, VENV, Stack, assert_no_traceback_of_ours, steps
+from tests.support.examples import EXAMPLES, example_stack, guest_config
+from tests.support.stack import Stack, assert_no_traceback_of_ours, steps
 
 pytestmark = pytest.mark.e2e
-EXAMPLE = REPO_ROOT / "examples" / "typescript"
-# The example names the provider plugin's directory relative to itself.
-PLUGIN_PATH = "path: ../../.venv/bin"
+EXAMPLE = EXAMPLES / "typescript"
 URI = "qemu:///system"
 
 
@@ -31,20 +30,10 @@ def ts_stack(make_stack: Callable[..., Stack], e2e_id: str, work_dir: Path,
     modules = EXAMPLE / "node_modules"
     assert (modules / "@pulumi-tdx" / "tdx" / "index.js").is_file(), \
         "no compiled TypeScript SDK in examples/typescript/node_modules: run `make setup`"
-    stack = make_stack("", project="pulumi-tdx-typescript", runtime="nodejs")  # the example's
-    (stack.project_dir / "__main__.py").unlink()
-    for name in ("index.ts", "package.json", "tsconfig.json"):
-        shutil.copy(EXAMPLE / name, stack.project_dir / name)
-    project = (EXAMPLE / "Pulumi.yaml").read_text()
-    assert PLUGIN_PATH in project
-    (stack.project_dir / "Pulumi.yaml").write_text(
-        project.replace(PLUGIN_PATH, f"path: {VENV / 'bin'}"))
+    stack = example_stack(make_stack, "typescript", "pulumi-tdx-typescript",
+                          ("index.ts", "package.json", "tsconfig.json"), runtime="nodejs")
     (stack.project_dir / "node_modules").symlink_to(modules)
-    stack.config({"prefix": e2e_id, "poolPath": str(work_dir / "pool"),
-                  "baseImage": str(guest.base_image), "kernel": str(guest.kernel),
-                  "initrd": str(guest.initrd), "cmdline": tg.CMDLINE, "tdx": "false",
-                  "domainType": "qemu", "vsock": "false", "memoryMib": 256, "vcpus": 1,
-                  "consoleLog": str(work_dir / "td.log")})
+    stack.config(guest_config(e2e_id, work_dir, guest))
     return stack
 
 
