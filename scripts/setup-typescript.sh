@@ -23,6 +23,14 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+# @pulumi/pulumi 3.276 (what the generated SDK needs) runs on Node.js 20 here; Debian 12's own
+# nodejs is 18, on which it was never tried: say so instead of failing somewhere inside npm.
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+    log "Node.js $(node --version) is too old for the TypeScript SDK (needs 20 or later):" \
+        "install a newer nodejs (e.g. NodeSource's) and run make setup again"
+    exit 1
+fi
 
 # The example depends on the built SDK (file:../../sdk/nodejs/bin), the way Pulumi's providers
 # publish theirs: the compiled files plus a copy of package.json. npm needs that package.json
