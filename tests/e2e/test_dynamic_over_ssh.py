@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import guest as tg
-from tests.support.stack import REPO_ROOT, Stack, steps
+from tests.support.programs import program
+from tests.support.stack import Stack, steps
 
 pytestmark = pytest.mark.e2e
-PROGRAM = (REPO_ROOT / "tests/fixtures/programs/every_resource/__main__.py").read_text()
+PROGRAM = program("every_resource")  # tests/fixtures/programs/every_resource
 
 
 def test_every_resource_goes_up_previews_no_change_and_goes_down_over_ssh(

@@ -66,9 +66,17 @@ def test_the_native_flavour_takes_the_specs_inputs(name: str) -> None:
     import inspect
 
     from pulumi_tdx import native
+    from pulumi_tdx.native._base import check_names
 
-    params = inspect.signature(getattr(native, name).__init__).parameters
+    cls = getattr(native, name)
+    params = inspect.signature(cls.__init__).parameters
+    given = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    given -= {"self", "resource_name", "opts"}
+    wanted = {f.name for f in SPECS[name].public_inputs}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    given = set(params) - {"self", "resource_name", "opts"}
-    assert given == {f.name for f in SPECS[name].public_inputs}
+        assert given <= wanted
+        check_names(cls._token, dict.fromkeys(wanted - given))  # every other input is taken
+        with pytest.raises(TypeError, match="memroy_mib"):
+            check_names(cls._token, {"memroy_mib": 1})  # and nothing else
+    else:
+        assert given == wanted
