@@ -153,8 +153,8 @@ class TdxProvider(p.Provider):
                                    olds.values if olds else {}, news.values)
         for warning in checked.warnings:
             await self.log.warning(warning, request.urn)
-        known = {f.name: f.camel for f in spec.fields}
-        failures = [p.CheckFailure(known.get(f.property, f.property), camel_reason(f.reason))
+        names = {f.name: f.wire for f in spec.fields}
+        failures = [p.CheckFailure(names.get(f.property, f.property), camel_reason(f.reason))
                     for f in checked.failures]
         return p.CheckResponse(inputs=from_plain(checked.inputs, spec, news.secret),
                                failures=failures)
@@ -166,7 +166,7 @@ class TdxProvider(p.Provider):
         diff = await self._call(controller, news, "diff", olds, news)
         if not diff.changes:
             return p.DiffResponse(changes=False)
-        camel = {f.name: f.camel for f in spec.fields}
+        names = {f.name: f.wire for f in spec.fields}
         detailed: dict[str, p.PropertyDiff] = {}
         for key in diff.changed:
             replace = key in diff.replaces
@@ -176,9 +176,9 @@ class TdxProvider(p.Provider):
                 kind = _Kind.DELETE_REPLACE if replace else _Kind.DELETE
             else:
                 kind = _Kind.UPDATE_REPLACE if replace else _Kind.UPDATE
-            detailed[camel.get(key, key)] = p.PropertyDiff(kind, input_diff=True)
+            detailed[names.get(key, key)] = p.PropertyDiff(kind, input_diff=True)
         return p.DiffResponse(
-            changes=True, replaces=[camel.get(k, k) for k in diff.replaces],
+            changes=True, replaces=[names.get(k, k) for k in diff.replaces],
             diffs=list(detailed), detailed_diff=detailed,
             delete_before_replace=bool(diff.delete_before_replace))
 
