@@ -155,7 +155,7 @@ def build() -> dict[str, Any]:
                    "respectSchemaVersion": True},
             "nodejs": {"packageName": NODE_PACKAGE, "respectSchemaVersion": True,
                        "packageDescription": "Intel TDX trust domains on libvirt (pulumi-tdx).",
-                       "dependencies": {"@pulumi/pulumi": "^3.0.0"}},
+                       "dependencies": {"@pulumi/pulumi": "^3.249.0"}},  # runtime.existsResource
         },
     }
 
